@@ -1,0 +1,83 @@
+"""YAML configs loaded into frozen pydantic models that reject unknown keys.
+
+Every user-facing config class derives from :class:`StrictModel`; :func:`load_config`
+turns a YAML file into one and converts validation failures into a one-line
+:class:`~sim.errors.ConfigError` naming the file, the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sim.errors import ConfigError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Frozen pydantic model that rejects unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping from ``path``; raise ConfigError if absent or not a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def validate(model_cls: type[ModelT], data: Any, source: str) -> ModelT:
+    """Validate ``data`` as ``model_cls``; ``source`` names where it came from in errors."""
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(f"{source}: {describe_validation_error(error, model_cls)}") from None
+
+
+def load_config(path: str | Path, model_cls: type[ModelT]) -> ModelT:
+    """Load the YAML file at ``path`` as a ``model_cls`` instance."""
+    return validate(model_cls, read_yaml(path), str(path))
+
+
+def describe_validation_error(error: ValidationError, model_cls: type[BaseModel]) -> str:
+    """One line for the first problem in a pydantic ValidationError."""
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(model_cls, first["loc"][:-1])
+        hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+        return f"unknown key '{location}'{hint}"
+    if kind == "missing":
+        return f"field '{location}' is required"
+    message = first["msg"]
+    value = first.get("input")
+    more = f" (and {error.error_count() - 1} more problem(s))" if error.error_count() > 1 else ""
+    return f"field '{location}' = {value!r}: {message}{more}"
+
+
+def _allowed_keys(model_cls: type[BaseModel], location: tuple) -> list[str]:
+    """Field names of the (nested) model at ``location``, when it can be resolved."""
+    current: Any = model_cls
+    for part in location:
+        fields = getattr(current, "model_fields", None)
+        if fields is None or part not in fields:
+            return []
+        current = fields[part].annotation
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []

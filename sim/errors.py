@@ -1,0 +1,22 @@
+"""The error hierarchy shared by sim/ and hybrid/.
+
+User-input errors (``ConfigError``, ``DataError``) carry a one-line message naming the
+source (file or argument), the field, the value received and what is allowed; the CLI
+prints that line and exits with code 2.
+"""
+
+
+class HybatError(Exception):
+    """Base class for every error hybat raises on purpose."""
+
+
+class ConfigError(HybatError, ValueError):
+    """A configuration (YAML file, argument or spec object) is invalid."""
+
+
+class DataError(HybatError, ValueError):
+    """A data file (cycler CSV, corpus shard, checkpoint) is malformed or missing."""
+
+
+class SimulationError(HybatError, RuntimeError):
+    """A PyBaMM build or solve failed (raised only when the caller asks for exceptions)."""
