@@ -1,0 +1,115 @@
+"""Physics sanity of simulate(): capacity, cut-offs, heating, ageing, hysteresis, reuse."""
+
+import numpy as np
+import pybamm
+import pytest
+
+from sim.cell import CellSpec, cell_parameter_values
+from sim.errors import SimulationError
+from sim.fidelity import Fidelity, Hysteresis
+from sim.protocols import AgeingCampaign, ConstantCurrent, Cycling, Dynamic, Rest, Sequence
+from sim.simulate import ModelCache, simulate
+
+
+@pytest.mark.parametrize("parameter_set", ["OKane2022", "Chen2020", "Prada2013"])
+def test_fresh_capacity_at_c10_is_nominal(parameter_set):
+    cell = CellSpec(parameter_set=parameter_set)
+    trajectory = simulate(cell, ConstantCurrent(c_rate=0.1, until_voltage_V=None or _lower(cell),
+                                                period_s=60.0), Fidelity(model="spm"))
+    nominal = cell_parameter_values(cell)["Nominal cell capacity [A.h]"]
+    capacity = trajectory.cycles["Discharge capacity [A.h]"][0]
+    assert trajectory.status == "ok"
+    assert abs(capacity / nominal - 1) < 0.03
+
+
+def _lower(cell: CellSpec) -> float:
+    return cell_parameter_values(cell)["Lower voltage cut-off [V]"]
+
+
+def test_voltage_stays_inside_cut_offs_and_2c_heats_more_than_half_c():
+    cell = CellSpec(parameter_set="OKane2022")
+    lumped = Fidelity(model="spme", thermal="lumped")
+    rises = {}
+    for c_rate in (0.5, 2.0):
+        trajectory = simulate(cell, Cycling(cycles=1, discharge_c_rate=c_rate, charge_c_rate=c_rate,
+                                            period_s=30.0), lumped)
+        voltage = trajectory["Voltage [V]"]
+        assert voltage.min() >= 2.5 - 1e-3 and voltage.max() <= 4.2 + 1e-3
+        rises[c_rate] = trajectory["Cell temperature [K]"].max() - cell.ambient_temperature_K
+    assert rises[2.0] > 2 * rises[0.5] > 0
+
+
+def test_ageing_campaign_loses_lithium_and_capacity_monotonically():
+    campaign = AgeingCampaign(cycles=12, diagnostic_every=4, diagnostics=("capacity",),
+                              cycling=Cycling(period_s=300.0))
+    fidelity = Fidelity(model="spm", sei="solvent-diffusion limited", ageing_acceleration=100)
+    trajectory = simulate(CellSpec(), campaign, fidelity)
+    assert trajectory.status == "ok"
+    lli = trajectory["Loss of lithium inventory [%]"]
+    sei = trajectory["X-averaged negative SEI thickness [m]"]
+    assert np.all(np.diff(lli) >= -1e-9) and lli[-1] > lli[0]
+    assert np.all(np.diff(sei) >= -1e-15)
+    checks = trajectory.cycles["Discharge capacity [A.h]"][trajectory.cycles["Tag"] == "capacity"]
+    assert len(checks) == 4 and np.all(np.diff(checks) < 0)
+    cycles = trajectory.cycles["Discharge capacity [A.h]"][trajectory.cycles["Tag"] == "cycle"]
+    assert np.all(np.diff(cycles[1:]) < 0)  # the first cycle starts from the initial full state
+
+
+def _relaxed_voltage_at_half_soc(fidelity: Fidelity, start_soc: float) -> float:
+    """Voltage after a 1 h rest at 50 % SOC reached from above (discharge) or below (charge)."""
+    c_rate = 0.5 if start_soc > 0.5 else -0.5
+    steps = Sequence(steps=[ConstantCurrent(c_rate=c_rate, duration_s=3600.0 * abs(start_soc - 0.5) / 0.5),
+                            Rest(duration_s=3600.0)], period_s=60.0)
+    trajectory = simulate(CellSpec(initial_soc=start_soc), steps, fidelity, raise_on_failure=True)
+    return float(trajectory["Voltage [V]"][-1])
+
+
+def test_hysteresis_puts_the_charge_branch_above_the_discharge_branch():
+    width = 0.03
+    with_hysteresis = Fidelity(hysteresis=Hysteresis(width_V=width))
+    gap = _relaxed_voltage_at_half_soc(with_hysteresis, 0.1) - _relaxed_voltage_at_half_soc(with_hysteresis, 0.9)
+    plain_gap = _relaxed_voltage_at_half_soc(Fidelity(), 0.1) - _relaxed_voltage_at_half_soc(Fidelity(), 0.9)
+    assert abs(plain_gap) < 0.005
+    assert gap > 0.7 * width  # relaxed charge branch above relaxed discharge branch by ~the width
+
+
+def test_reused_model_matches_a_fresh_build():
+    cache = ModelCache()
+    protocol = Cycling(cycles=1, period_s=60.0)
+    fidelity = Fidelity(model="spme")
+    first = CellSpec(design={"negative_porosity": 0.25})
+    second = CellSpec(design={"negative_porosity": 0.3})
+    simulate(first, protocol, fidelity, cache=cache)
+    reused = simulate(second, protocol, fidelity, cache=cache)
+    assert cache.builds == 1
+    fresh = simulate(second, protocol, fidelity, cache=ModelCache())
+    np.testing.assert_allclose(reused["Voltage [V]"], fresh["Voltage [V]"], atol=1e-6)
+    thicker = simulate(first.with_updates(design={"negative_thickness_m": 90e-6}), protocol, fidelity, cache=cache)
+    assert cache.builds == 2 and thicker.status == "ok"  # geometry changed: rebuilt
+
+
+def test_dynamic_profile_runs_on_the_interpolant_path():
+    protocol = Dynamic(duration_s=600.0, peak_c_rate=2.0, seed=3)
+    trajectory = simulate(CellSpec(initial_soc=0.8), protocol, Fidelity())
+    assert trajectory.status == "ok"
+    assert trajectory["Time [s]"][-1] == pytest.approx(600.0, abs=1.0)
+    capacity = trajectory.metadata["capacity_Ah"]
+    assert trajectory["Current [A]"].max() == pytest.approx(2.0 * capacity, rel=1e-6)
+
+
+def test_solver_failure_is_data_unless_asked_to_raise():
+    broken = CellSpec(overrides={"Negative particle diffusivity [m2.s-1]": 0.0})
+    protocol = ConstantCurrent(c_rate=1.0, duration_s=600.0)
+    trajectory = simulate(broken, protocol, Fidelity())
+    assert trajectory.status == "failed" and trajectory.message
+    with pytest.raises(SimulationError):
+        simulate(broken, protocol, Fidelity(), raise_on_failure=True)
+
+
+def test_trajectory_round_trips_through_parquet(tmp_path):
+    trajectory = simulate(CellSpec(), Cycling(cycles=1, period_s=120.0), Fidelity())
+    trajectory.to_parquet(tmp_path / "t.parquet")
+    again = type(trajectory).from_parquet(tmp_path / "t.parquet")
+    np.testing.assert_array_equal(again["Voltage [V]"], trajectory["Voltage [V]"])
+    np.testing.assert_array_equal(again.cycles["Discharge capacity [A.h]"], trajectory.cycles["Discharge capacity [A.h]"])
+    assert again.status == trajectory.status and again.metadata["cell"] == trajectory.metadata["cell"]
