@@ -62,6 +62,7 @@ class CellSpec(StrictModel):
     parameter_set: str = "OKane2022"
     bpx: Path | None = None
     overrides: dict[str, float] = Field(default_factory=dict)
+    scales: dict[str, float] = Field(default_factory=dict)
     design: dict[str, float] = Field(default_factory=dict)
     ambient_temperature_K: float = Field(298.15, ge=223.15, le=353.15)
     initial_soc: float = Field(1.0, ge=0.0, le=1.0)
@@ -72,6 +73,14 @@ class CellSpec(StrictModel):
         if name not in pybamm.parameter_sets.keys():
             raise ValueError(f"unknown parameter set; allowed: {', '.join(available_parameter_sets())}")
         return name
+
+    @field_validator("scales")
+    @classmethod
+    def _positive_scales(cls, scales: dict[str, float]) -> dict[str, float]:
+        for name, factor in scales.items():
+            if not 0.0 < factor <= 100.0:
+                raise ValueError(f"scale of '{name}' = {factor} outside (0, 100]")
+        return scales
 
     @field_validator("design")
     @classmethod
@@ -113,23 +122,34 @@ def base_parameter_values(cell: CellSpec) -> pybamm.ParameterValues:
     return _base_parameter_values(cell.parameter_set, str(cell.bpx) if cell.bpx else None).copy()
 
 
-def cell_parameter_values(cell: CellSpec, base: pybamm.ParameterValues | None = None) -> pybamm.ParameterValues:
-    """Fully numeric parameter values for ``cell``: base set + design + overrides + temperature.
+def cell_parameter_values(cell: CellSpec, base: pybamm.ParameterValues | None = None, *,
+                          apply_scales: bool = True) -> pybamm.ParameterValues:
+    """Parameter values for ``cell``: base set + design + overrides + temperature (+ scales).
 
     ``base`` lets the caller supply a set already completed with option parameters.
-    Unknown override names raise ConfigError.
+    Unknown parameter names raise ConfigError.
     """
     values = (base or base_parameter_values(cell)).copy()
     named = cell.named_parameters()
-    unknown = [name for name in named if name not in values.keys()]
-    if unknown:
-        raise ConfigError(
-            f"cell.overrides: unknown PyBaMM parameter(s) {unknown} for parameter set "
-            f"'{cell.parameter_set}'")
+    for field, names in (("overrides", named), ("scales", cell.scales)):
+        unknown = [name for name in names if name not in values.keys()]
+        if unknown:
+            raise ConfigError(f"cell.{field}: unknown PyBaMM parameter(s) {unknown} for parameter "
+                              f"set '{cell.parameter_set}'")
     values.update(named)
+    if apply_scales:
+        values.update({name: scaled_parameter(values[name], factor) for name, factor in cell.scales.items()})
     values.update({"Ambient temperature [K]": cell.ambient_temperature_K,
                    "Initial temperature [K]": cell.ambient_temperature_K})
     return values
+
+
+def scaled_parameter(value, factor):
+    """``value`` (a number or a function of state) multiplied by ``factor`` (a number or a
+    PyBaMM symbol such as an InputParameter)."""
+    if callable(value):
+        return lambda *args: value(*args) * factor
+    return value * factor
 
 
 @dataclass(frozen=True)

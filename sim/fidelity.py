@@ -25,6 +25,7 @@ from typing import Literal
 import pybamm
 from pydantic import Field, model_validator
 
+from sim.cell import scaled_parameter
 from sim.config import StrictModel
 from sim.errors import ConfigError
 
@@ -170,13 +171,7 @@ def _accelerate_ageing(values: pybamm.ParameterValues, factor: float) -> None:
         return
     for name in AGEING_RATE_PARAMETERS:
         if name in values.keys():
-            values[name] = _scaled(values[name], factor)
-
-
-def _scaled(value, factor: float):
-    if callable(value):
-        return lambda *args: value(*args) * factor
-    return value * factor
+            values[name] = scaled_parameter(values[name], factor)
 
 
 @functools.lru_cache(maxsize=1)

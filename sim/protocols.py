@@ -16,6 +16,7 @@ experiment. Discharge is positive.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Union
@@ -166,6 +167,49 @@ Protocol = Annotated[Union[Rest, ConstantCurrent, Sequence, Cycling, HPPC, Dynam
                      Field(discriminator="kind")]
 
 
+@dataclass(frozen=True, eq=False)
+class CurrentTrace:
+    """A given current [A] vs time [s] (a measured or sensor-reported current), held through
+    each sample interval (see :func:`zero_order_hold`) and solved on the interpolant path with
+    outputs at exactly these times. ``discharge_Ah`` is the matching charge counter, if known.
+    Not a YAML protocol: it carries arrays. ``boundaries`` optionally names cycles as
+    (tag, start [s], end [s]) so the per-cycle summary matches the source trajectory."""
+
+    time_s: np.ndarray
+    current_A: np.ndarray
+    discharge_Ah: np.ndarray | None = None
+    boundaries: tuple[tuple[str, float, float], ...] = ()
+    kind: str = "trace"
+    ripple: None = None
+
+    def describe(self) -> dict:
+        """What the trace is, for metadata and cache keys (a digest, not the arrays)."""
+        arrays = [self.time_s, self.current_A] + ([self.discharge_Ah] if self.discharge_Ah is not None else [])
+        digest = hashlib.sha1(b"".join(np.ascontiguousarray(a, dtype=float).tobytes() for a in arrays)).hexdigest()
+        return {"kind": self.kind, "samples": int(len(self.time_s)),
+                "duration_s": float(self.time_s[-1] - self.time_s[0]), "sha1": digest}
+
+
+def zero_order_hold(time_s: np.ndarray, current: np.ndarray,
+                    discharge_Ah: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Knots of a linear interpolant that holds one current through each sample interval.
+
+    The held value is the interval's mean current from the charge counter when one is given
+    (cyclers log it; it keeps the charge exact even where the current changed inside a
+    coarse interval, as at the start of a CV hold), else the sample at the interval's start.
+    """
+    time_s, current = np.asarray(time_s, dtype=float), np.asarray(current, dtype=float)
+    if discharge_Ah is not None:
+        held = np.diff(np.asarray(discharge_Ah, dtype=float)) * 3600.0 / np.diff(time_s)
+    else:
+        held = current[:-1]
+    # each interval [t_k, t_k+1) holds held[k]; the jump to held[k+1] takes a tiny ramp at t_k+1
+    ramp = 1e-6 * np.minimum(1.0, np.diff(time_s))
+    knots_t = np.column_stack([time_s[:-1], time_s[1:] - ramp]).reshape(-1)
+    knots_i = np.repeat(held, 2)
+    return np.append(knots_t, time_s[-1]), np.append(knots_i, held[-1])
+
+
 @dataclass(frozen=True)
 class VoltageWindow:
     """The cell's operating window [V]."""
@@ -179,7 +223,9 @@ class CompiledProtocol:
     """A protocol ready for PyBaMM: experiment blocks (each with a tag) or a current trace."""
 
     blocks: list[tuple[str, list[pybamm.step.BaseStep]]] = field(default_factory=list)
-    trace: tuple[np.ndarray, np.ndarray] | None = None  # (time [s], current [C-rate])
+    trace: tuple[np.ndarray, np.ndarray] | None = None  # (time [s], current in trace_unit)
+    trace_unit: Literal["C", "A"] = "C"
+    trace_tag: str = "dynamic"
 
     def experiment(self) -> pybamm.Experiment:
         return pybamm.Experiment([tuple(steps) for _, steps in self.blocks])
@@ -189,8 +235,11 @@ class CompiledProtocol:
         return [tag for tag, _ in self.blocks]
 
 
-def compile_protocol(protocol: Protocol, window: VoltageWindow) -> CompiledProtocol:
+def compile_protocol(protocol: Protocol | CurrentTrace, window: VoltageWindow) -> CompiledProtocol:
     """Blocks of PyBaMM steps (or a current trace) for ``protocol`` in voltage ``window``."""
+    if isinstance(protocol, CurrentTrace):
+        return CompiledProtocol(trace=zero_order_hold(protocol.time_s, protocol.current_A, protocol.discharge_Ah),
+                                trace_unit="A", trace_tag="trace")
     if isinstance(protocol, Dynamic):
         return CompiledProtocol(trace=protocol.current_c_rate())
     return CompiledProtocol(blocks=_blocks(protocol, window))

@@ -9,6 +9,7 @@ structure re-solves without a rebuild.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -18,11 +19,11 @@ import numpy as np
 import pybamm
 
 from sim.cell import GEOMETRIC_PARAMETERS, CellSpec, base_parameter_values, cell_parameter_values, \
-    electrode_balance
+    electrode_balance, scaled_parameter
 from sim.errors import ConfigError, SimulationError
 from sim.fidelity import Fidelity, build_model, complete_parameters
-from sim.protocols import CompiledProtocol, Protocol, VoltageWindow, compile_protocol
-from sim.summary import cycle_summary, output_columns
+from sim.protocols import CompiledProtocol, CurrentTrace, Protocol, VoltageWindow, compile_protocol
+from sim.summary import cycle_boundaries, cycle_summary, output_columns
 from sim.trajectory import Trajectory
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,9 @@ class PreparedCell:
     """Numeric parameters of one cell, split into structural values and solver inputs."""
 
     values: pybamm.ParameterValues      # fully numeric, completed for the fidelity
-    inputs: dict[str, float]            # solver inputs (non-geometric parameters)
+    unscaled: pybamm.ParameterValues    # the same before cell.scales, for building
+    inputs: dict[str, float]            # solver inputs (non-geometric parameters and scales)
+    scales: dict[str, str]              # scaled parameter -> name of its scale input
     capacity_Ah: float
     window: VoltageWindow
 
@@ -70,7 +73,8 @@ DEFAULT_CACHE = ModelCache()
 
 def prepare_cell(cell: CellSpec, fidelity: Fidelity) -> PreparedCell:
     """Numeric parameters, solver inputs, capacity and voltage window of ``cell``."""
-    values = cell_parameter_values(cell, base=complete_parameters(base_parameter_values(cell), fidelity))
+    completed = complete_parameters(base_parameter_values(cell), fidelity)
+    values = cell_parameter_values(cell, base=completed)
     balance = electrode_balance(cell, values)
     capacity = balance.capacity_Ah
     window = VoltageWindow(values["Lower voltage cut-off [V]"], values["Upper voltage cut-off [V]"])
@@ -82,27 +86,33 @@ def prepare_cell(cell: CellSpec, fidelity: Fidelity) -> PreparedCell:
         x_negative * values["Maximum concentration in negative electrode [mol.m-3]"])
     inputs[INITIAL_CONCENTRATIONS[1]] = float(
         y_positive * values["Maximum concentration in positive electrode [mol.m-3]"])
-    return PreparedCell(values, inputs, capacity, window)
+    scales = {name: f"{name} scale" for name in cell.scales}
+    inputs.update({scales[name]: float(factor) for name, factor in cell.scales.items()})
+    unscaled = cell_parameter_values(cell, base=completed, apply_scales=False)
+    return PreparedCell(values, unscaled, inputs, scales, capacity, window)
 
 
-def simulate(cell: CellSpec, protocol: Protocol, fidelity: Fidelity = Fidelity(), *,
-             raise_on_failure: bool = False, cache: ModelCache | None = None) -> Trajectory:
+def simulate(cell: CellSpec, protocol: Protocol | CurrentTrace, fidelity: Fidelity = Fidelity(), *,
+             raise_on_failure: bool = False, cache: ModelCache | None = None,
+             voltage_cutoffs: bool = True) -> Trajectory:
     """Simulate ``cell`` under ``protocol`` with the PyBaMM model ``fidelity`` describes.
 
     Returns a Trajectory (numpy columns with PyBaMM names and SI units, per-cycle summary,
     status, message). A failed build or solve returns a failed Trajectory with the reason,
     or raises SimulationError when ``raise_on_failure``. Invalid specs raise ConfigError.
+    ``voltage_cutoffs=False`` lets a current trace run past the model's voltage limits: a
+    physics counterpart follows the reference's current to the end, wherever its voltage goes.
     """
     cache = cache or DEFAULT_CACHE
     started = time.perf_counter()
-    metadata = {"cell": cell.model_dump(mode="json"), "protocol": protocol.model_dump(mode="json"),
+    metadata = {"cell": cell.model_dump(mode="json"), "protocol": describe_protocol(protocol),
                 "fidelity": fidelity.model_dump(mode="json")}
     try:
         prepared = prepare_cell(cell, fidelity)
         compiled = compile_protocol(protocol, prepared.window)
-        simulation = cache.get(_cache_key(cell, protocol, fidelity, prepared),
-                               lambda: _build(fidelity, prepared, compiled))
-        solution = _solve(simulation, compiled, prepared.inputs)
+        key = _cache_key(cell, metadata["protocol"], fidelity, prepared) + (voltage_cutoffs,)
+        simulation = cache.get(key, lambda: _build(fidelity, prepared, compiled, voltage_cutoffs))
+        solution = _solve(simulation, protocol, compiled, prepared.inputs)
         trajectory = _to_trajectory(solution, compiled, cell, prepared, protocol)
     except ConfigError:
         raise
@@ -118,29 +128,50 @@ def simulate(cell: CellSpec, protocol: Protocol, fidelity: Fidelity = Fidelity()
     return trajectory
 
 
-def _cache_key(cell: CellSpec, protocol: Protocol, fidelity: Fidelity, prepared: PreparedCell) -> tuple:
+def describe_protocol(protocol: Protocol | CurrentTrace) -> dict:
+    """A JSON-able description of the protocol (a digest for current traces)."""
+    if isinstance(protocol, CurrentTrace):
+        return protocol.describe()
+    return protocol.model_dump(mode="json")
+
+
+def _cache_key(cell: CellSpec, protocol: dict, fidelity: Fidelity, prepared: PreparedCell) -> tuple:
     geometry = tuple(sorted((name, value) for name, value in cell.named_parameters().items()
                             if name in GEOMETRIC_PARAMETERS))
     return (fidelity.model_dump_json(), cell.parameter_set, str(cell.bpx), geometry,
-            cell.ambient_temperature_K, tuple(sorted(prepared.inputs)), protocol.model_dump_json())
+            cell.ambient_temperature_K, tuple(sorted(prepared.inputs)), json.dumps(protocol, sort_keys=True))
 
 
-def _build(fidelity: Fidelity, prepared: PreparedCell, compiled: CompiledProtocol) -> pybamm.Simulation:
+def _build(fidelity: Fidelity, prepared: PreparedCell, compiled: CompiledProtocol,
+           voltage_cutoffs: bool = True) -> pybamm.Simulation:
     """A PyBaMM Simulation with the cell's non-geometric parameters as inputs."""
-    values = prepared.values.copy()
-    values.update({name: "[input]" for name in prepared.inputs})
+    values = prepared.unscaled.copy()
+    scale_inputs = set(prepared.scales.values())
+    values.update({name: "[input]" for name in prepared.inputs if name not in scale_inputs})
+    values.update({name: scaled_parameter(values[name], pybamm.InputParameter(input_name))
+                   for name, input_name in prepared.scales.items()})
     solver = pybamm.IDAKLUSolver()
     if compiled.trace is not None:
-        time_s, c_rate = compiled.trace
-        values["Current function [A]"] = (
-            pybamm.Interpolant(time_s, c_rate, pybamm.t, interpolator="linear")
-            * pybamm.InputParameter(CAPACITY_INPUT))
-        return pybamm.Simulation(build_model(fidelity), parameter_values=values, solver=solver)
+        time_s, current = compiled.trace
+        # linear interpolation: between samples the current ramps, so sampled steps keep their charge
+        current_function = pybamm.Interpolant(time_s, current, pybamm.t, interpolator="linear")
+        if compiled.trace_unit == "C":
+            current_function = current_function * pybamm.InputParameter(CAPACITY_INPUT)
+        values["Current function [A]"] = current_function
+        model = build_model(fidelity)
+        if not voltage_cutoffs:
+            model.events = [event for event in model.events if "voltage" not in event.name.lower()]
+        return pybamm.Simulation(model, parameter_values=values, solver=solver)
     return pybamm.Simulation(build_model(fidelity), parameter_values=values,
                              experiment=compiled.experiment(), solver=solver)
 
 
-def _solve(simulation: pybamm.Simulation, compiled: CompiledProtocol, inputs: dict) -> pybamm.Solution:
+def _solve(simulation: pybamm.Simulation, protocol: Protocol | CurrentTrace, compiled: CompiledProtocol,
+           inputs: dict) -> pybamm.Solution:
+    if isinstance(protocol, CurrentTrace):
+        # stop at every knot of the held current: an adaptive step grown during a long rest
+        # would otherwise step over a 1 s pulse or smear the ends of the holds
+        return simulation.solve(t_eval=compiled.trace[0], t_interp=protocol.time_s, inputs=inputs)
     if compiled.trace is not None:
         time_s = compiled.trace[0]
         return simulation.solve(t_eval=[time_s[0], time_s[-1]], t_interp=time_s, inputs=inputs)
@@ -149,9 +180,15 @@ def _solve(simulation: pybamm.Simulation, compiled: CompiledProtocol, inputs: di
 
 def _to_trajectory(solution: pybamm.Solution, compiled: CompiledProtocol, cell: CellSpec,
                    prepared: PreparedCell, protocol: Protocol) -> Trajectory:
-    columns = output_columns(solution, cell, prepared.capacity_Ah)
-    tags = compiled.tags if compiled.blocks else ["dynamic"]
-    cycles = cycle_summary(solution, tags)
+    at_times = protocol.time_s if isinstance(protocol, CurrentTrace) else None
+    columns = output_columns(solution, cell, prepared.capacity_Ah, at_times)
+    if isinstance(protocol, CurrentTrace) and protocol.boundaries:
+        boundaries = list(protocol.boundaries)
+        tags = [tag for tag, _, _ in boundaries]
+    else:
+        tags = compiled.tags if compiled.blocks else [compiled.trace_tag]
+        boundaries = cycle_boundaries(solution, tags)
+    cycles = cycle_summary(columns, boundaries)
     status, message = _status(solution, planned=len(tags), done=len(cycles["Tag"]))
     metadata = {"capacity_Ah": prepared.capacity_Ah, "voltage_window_V": [prepared.window.lower,
                                                                          prepared.window.upper]}
