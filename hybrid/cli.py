@@ -33,6 +33,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0 if trajectory.ok else 1
 
 
+def cmd_corpus(args: argparse.Namespace) -> int:
+    from sim.config import load_config
+    from sim.corpus import CorpusSpec, generate_corpus
+
+    spec = load_config(args.config, CorpusSpec)
+    manifest = generate_corpus(spec, args.out, backend=args.backend, workers=args.workers,
+                               address=args.address, resume=args.resume)
+    counts = manifest["counts"]
+    print(f"corpus {spec.name}: {counts['samples']} samples ({counts['ok']} ok, {counts['truncated']} truncated, "
+          f"{counts['failed']} failed) in {manifest['wall_s']:.1f} s -> {args.out}")
+    for reason, count in manifest["failure_reasons"]:
+        print(f"  {count} x {reason}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hybat", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -43,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--out", type=Path, required=True, help="output .parquet file")
     simulate.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     simulate.set_defaults(run=cmd_simulate)
+
+    corpus = commands.add_parser("corpus", help="generate a paired (reference, physics) corpus to Parquet")
+    corpus.add_argument("config", type=Path, help="YAML corpus spec (see configs/corpus/)")
+    corpus.add_argument("--out", type=Path, required=True, help="output directory")
+    corpus.add_argument("--backend", choices=["serial", "ray"], default="serial")
+    corpus.add_argument("--workers", type=int, default=None, help="local Ray CPUs (default: all)")
+    corpus.add_argument("--address", default=None, help="Ray cluster address, e.g. 10.0.0.1:6379")
+    corpus.add_argument("--resume", action="store_true", help="finish a partly written corpus")
+    corpus.set_defaults(run=cmd_corpus)
     return parser
 
 

@@ -18,7 +18,7 @@ import pybamm
 from pydantic import Field, field_validator, model_validator
 
 from sim.config import StrictModel
-from sim.errors import ConfigError
+from sim.errors import ConfigError, SimulationError
 
 log = logging.getLogger(__name__)
 
@@ -130,18 +130,50 @@ def cell_parameter_values(cell: CellSpec, base: pybamm.ParameterValues | None = 
     Unknown parameter names raise ConfigError.
     """
     values = (base or base_parameter_values(cell)).copy()
-    named = cell.named_parameters()
+    named = resolved_parameters(cell, values)
     for field, names in (("overrides", named), ("scales", cell.scales)):
         unknown = [name for name in names if name not in values.keys()]
         if unknown:
             raise ConfigError(f"cell.{field}: unknown PyBaMM parameter(s) {unknown} for parameter "
                               f"set '{cell.parameter_set}'")
     values.update(named)
+    _check_volume_fractions(values)
     if apply_scales:
         values.update({name: scaled_parameter(values[name], factor) for name, factor in cell.scales.items()})
     values.update({"Ambient temperature [K]": cell.ambient_temperature_K,
                    "Initial temperature [K]": cell.ambient_temperature_K})
     return values
+
+
+class InfeasibleDesign(SimulationError):
+    """A design that cannot exist (e.g. solid and pore volume fractions above 1)."""
+
+
+def resolved_parameters(cell: CellSpec, values: pybamm.ParameterValues) -> dict[str, float]:
+    """The PyBaMM parameters ``cell`` sets, by name: design variables, overrides, and the
+    active fractions that follow a porosity change.
+
+    When a design changes an electrode's porosity but not its active fraction, the solid
+    composition is kept: the active fraction scales with the solid volume (1 - porosity), as
+    when an electrode is calendered to another density.
+    """
+    named = cell.named_parameters()
+    for domain in ("Negative", "Positive"):
+        porosity_name = f"{domain} electrode porosity"
+        active_name = f"{domain} electrode active material volume fraction"
+        if porosity_name in named and active_name not in named:
+            solid_share = values[active_name] / (1.0 - values[porosity_name])
+            named[active_name] = (1.0 - named[porosity_name]) * solid_share
+    return named
+
+
+def _check_volume_fractions(values: pybamm.ParameterValues) -> None:
+    for domain in ("Negative", "Positive"):
+        porosity = values[f"{domain} electrode porosity"]
+        active = values[f"{domain} electrode active material volume fraction"]
+        if isinstance(porosity, float | int) and isinstance(active, float | int) and porosity + active > 1.0 + 1e-9:
+            raise InfeasibleDesign(f"{domain.lower()} electrode porosity {porosity:.3g} + active material "
+                                   f"fraction {active:.3g} > 1")
 
 
 def scaled_parameter(value, factor):

@@ -19,7 +19,7 @@ import numpy as np
 import pybamm
 
 from sim.cell import GEOMETRIC_PARAMETERS, CellSpec, base_parameter_values, cell_parameter_values, \
-    electrode_balance, scaled_parameter
+    electrode_balance, resolved_parameters, scaled_parameter
 from sim.errors import ConfigError, SimulationError
 from sim.fidelity import Fidelity, build_model, complete_parameters
 from sim.protocols import CompiledProtocol, CurrentTrace, Protocol, VoltageWindow, compile_protocol
@@ -79,7 +79,7 @@ def prepare_cell(cell: CellSpec, fidelity: Fidelity) -> PreparedCell:
     capacity = balance.capacity_Ah
     window = VoltageWindow(values["Lower voltage cut-off [V]"], values["Upper voltage cut-off [V]"])
     x_negative, y_positive = balance.stoichiometries(cell.initial_soc)
-    inputs = {name: float(value) for name, value in cell.named_parameters().items()
+    inputs = {name: float(value) for name, value in resolved_parameters(cell, completed).items()
               if name not in GEOMETRIC_PARAMETERS}
     inputs[CAPACITY_INPUT] = capacity
     inputs[INITIAL_CONCENTRATIONS[0]] = float(
