@@ -38,6 +38,7 @@ PHYSICS_COLUMNS = {
     "X-averaged negative SEI thickness [m]": "Physics X-averaged negative SEI thickness [m]",
 }
 WORKER_CACHE = ModelCache(max_size=16)
+PHYSICS_VOLTAGE_MARGIN_V = 0.3
 
 
 class SampleTimeout(Exception):
@@ -133,14 +134,37 @@ def _simulate_pair(spec, plan: SamplePlan, record: dict, cache: ModelCache) -> S
     physics = simulate(spec.cell.with_updates(**base), trace, spec.physics, cache=cache, voltage_cutoffs=False)
     if not physics.ok:
         return SampleResult({**record, "status": "failed", "message": f"physics: {physics.message}"})
-    status = "ok" if reference.status == physics.status == "ok" else "truncated"
-    record.update(status=status, message=f"reference: {reference.message}; physics: {physics.message}",
+    physics_message = _cut_where_physics_leaves_its_window(measured, reference, physics)
+    status = "ok" if reference.status == physics.status == "ok" and not physics_message else "truncated"
+    record.update(status=status, message=f"reference: {reference.message}; physics: {physics_message or physics.message}",
                   rows=len(measured["Time [s]"]), simulated_hours=float(measured["Time [s]"][-1] / 3600.0),
                   capacity_Ah=reference.metadata["capacity_Ah"],
                   physics_capacity_Ah=physics.metadata["capacity_Ah"],
                   **{f"sensor_{name}": value for name, value in draws.items()})
     return SampleResult(record, _series(plan.index, measured, reference, physics),
                         _cycles(plan.index, reference, physics))
+
+
+def _cut_where_physics_leaves_its_window(measured: dict, reference: Trajectory, physics: Trajectory) -> str:
+    """Driven past its own full or empty state (the plant holds more charge, or the measured
+    charge counter drifted), the physics model's voltage runs off to its OCP asymptotes.
+    Cut the series and the cycles there, in place; return why (empty when nothing was cut)."""
+    lower, upper = physics.metadata["voltage_window_V"]
+    voltage = physics.columns["Voltage [V]"]
+    margin = PHYSICS_VOLTAGE_MARGIN_V
+    outside = np.flatnonzero((voltage < lower - margin) | (voltage > upper + margin))
+    if len(outside) == 0:
+        return ""
+    end = int(outside[0])
+    end_time = float(measured["Time [s]"][end])
+    for columns in (measured, reference.columns, physics.columns):
+        for name in columns:
+            columns[name] = columns[name][:end]
+    for trajectory in (reference, physics):
+        keep = trajectory.cycles["End time [s]"] < end_time
+        trajectory.cycles = {name: values[keep] for name, values in trajectory.cycles.items()}
+    return (f"left its voltage window [{lower}, {upper}] V by more than {margin} V at t = {end_time:.0f} s; "
+            "series cut there")
 
 
 def _base_record(spec, plan: SamplePlan) -> dict[str, Any]:
