@@ -48,6 +48,35 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from hybrid.pipeline import train_run
+
+    summary = train_run(args.config, args.corpus, args.out)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from hybrid.pipeline import evaluate_run
+
+    metrics = evaluate_run(args.run_dir, args.corpus)
+    if args.json:
+        print(json.dumps(metrics, default=str))
+    else:
+        print(metrics_table(metrics))
+    return 0
+
+
+def metrics_table(metrics: dict) -> str:
+    """Markdown table of RMSE / MAE / max error [mV] per split and model."""
+    lines = ["| split | model | RMSE [mV] | MAE [mV] | max [mV] |", "|---|---|---|---|---|"]
+    for split, models in metrics["splits"].items():
+        for model, figures in models.items():
+            lines.append(f"| {split} | {model} | {figures['rmse_mV']:.1f} | {figures['mae_mV']:.1f} | "
+                         f"{figures['max_mV']:.1f} |")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hybat", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -57,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("config", type=Path, help="YAML config (see configs/simulate/)")
     simulate.add_argument("--out", type=Path, required=True, help="output .parquet file")
     simulate.add_argument("--json", action="store_true", help="print the summary as one JSON line")
-    simulate.set_defaults(run=cmd_simulate)
+    simulate.set_defaults(handler=cmd_simulate)
 
     corpus = commands.add_parser("corpus", help="generate a paired (reference, physics) corpus to Parquet")
     corpus.add_argument("config", type=Path, help="YAML corpus spec (see configs/corpus/)")
@@ -66,7 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--workers", type=int, default=None, help="local Ray CPUs (default: all)")
     corpus.add_argument("--address", default=None, help="Ray cluster address, e.g. 10.0.0.1:6379")
     corpus.add_argument("--resume", action="store_true", help="finish a partly written corpus")
-    corpus.set_defaults(run=cmd_corpus)
+    corpus.set_defaults(handler=cmd_corpus)
+
+    train = commands.add_parser("train", help="train the residual hybrids and the black-box baseline")
+    train.add_argument("config", type=Path, help="YAML training config (see configs/train/)")
+    train.add_argument("--corpus", type=Path, required=True, help="corpus directory")
+    train.add_argument("--out", type=Path, required=True, help="run directory")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a trained run against physics-only and black-box")
+    evaluate.add_argument("run_dir", metavar="RUN", type=Path, help="run directory written by hybat train")
+    evaluate.add_argument("--corpus", type=Path, required=True, help="corpus directory")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as one JSON line")
+    evaluate.set_defaults(handler=cmd_evaluate)
     return parser
 
 
@@ -75,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return args.run(args)
+        return args.handler(args)
     except USER_ERRORS as error:
         print(f"hybat {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -340,7 +340,9 @@ class TwoBranchResidual(nn.Module):
         )
         decay = self.decay()  # (reversible_states,)
         current = x[..., self.config.current_index : self.config.current_index + 1]  # (batch, time, 1)
-        drive = current * self.drive(x)  # (batch, time, reversible_states), 0 where current is 0
+        # (1 - decay) gives every mode unit gain at steady state, so slow modes do not swamp
+        # the output on long records; the drive is still 0 wherever the current is 0
+        drive = current * self.drive(x) * (1 - decay)  # (batch, time, reversible_states)
         increments = self.irreversible_increments(x)  # (batch, time, irreversible_states)
         reversible_states, irreversible_states = [], []
         for t in range(x.shape[1]):
