@@ -108,7 +108,7 @@ def run_sample(spec, index: int, cache: ModelCache | None = None) -> SampleResul
     """Simulate sample ``index``: reference, sensor, physics counterpart. Failures are data."""
     started = time.perf_counter()
     plan = plan_sample(spec, index)
-    record = _base_record(spec, plan)
+    record = base_record(spec, plan)
     try:
         with _time_limit(spec.timeout_s):
             result = _simulate_pair(spec, plan, record, cache or WORKER_CACHE)
@@ -167,7 +167,7 @@ def _cut_where_physics_leaves_its_window(measured: dict, reference: Trajectory, 
             "series cut there")
 
 
-def _base_record(spec, plan: SamplePlan) -> dict[str, Any]:
+def base_record(spec, plan: SamplePlan) -> dict[str, Any]:
     return {"sample_id": plan.index, "status": "failed", "message": "", "seed": plan.seed,
             **{f"design_{name}": value for name, value in plan.design.items()},
             **{f"scale_{name}": value for name, value in plan.scales.items()},
