@@ -194,22 +194,25 @@ def _reason(message: str) -> str:
     return ":".join(part.strip() for part in head)[:80]
 
 
-def _finish(spec: CorpusSpec, out: Path, backend: str, wall_s: float) -> dict:
-    """Consolidate the journal into samples.parquet and write the final manifest."""
+def consolidate_journal(out: Path) -> dict:
+    """Gather the per-sample journal into samples.parquet; return the counts by status and
+    the five most common failure reasons, for the manifest."""
     journal = sorted((out / "samples").glob("part-*.parquet"))
     table = pa.concat_tables([pq.read_table(path) for path in journal], promote_options="permissive")
     table = table.sort_by("sample_id")
     temporary = out / "samples.parquet.tmp"
     pq.write_table(table, temporary)
     os.replace(temporary, out / "samples.parquet")
-    statuses = collections.Counter(table.column("status").to_pylist())
-    messages = [m for m, s in zip(table.column("message").to_pylist(), table.column("status").to_pylist())
-                if s == "failed"]
-    manifest = _manifest(spec, status="complete") | {
-        "counts": {"samples": table.num_rows, **{key: statuses.get(key, 0) for key in ("ok", "truncated", "failed")}},
-        "failure_reasons": collections.Counter(_reason(m) for m in messages).most_common(5),
-        "backend": backend, "wall_s": wall_s,
-    }
+    statuses = table.column("status").to_pylist()
+    counts = collections.Counter(statuses)
+    failed = [message for message, status in zip(table.column("message").to_pylist(), statuses) if status == "failed"]
+    return {"counts": {"samples": table.num_rows, **{key: counts.get(key, 0) for key in ("ok", "truncated", "failed")}},
+            "failure_reasons": collections.Counter(_reason(message) for message in failed).most_common(5)}
+
+
+def _finish(spec: CorpusSpec, out: Path, backend: str, wall_s: float) -> dict:
+    """Consolidate the journal and write the final manifest."""
+    manifest = _manifest(spec, status="complete") | consolidate_journal(out) | {"backend": backend, "wall_s": wall_s}
     _write_json(out / "manifest.json", manifest)
     return manifest
 
