@@ -44,6 +44,7 @@ from sim.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
+CORPUS_MANIFEST = "corpus_manifest.json"
 RUN_CONFIG = "run_config.json"
 SPLITS = "splits.json"
 NORMALISATION = "normalisation.json"
@@ -163,6 +164,9 @@ def train_from_config(config: TrainRunConfig, corpus_dir: Path, out_dir: Path) -
     _write_json(out_dir / RUN_CONFIG, config.model_dump(mode="json"))
     _write_json(out_dir / SPLITS, assignment.to_dict())
     _write_json(out_dir / NORMALISATION, normalisation)
+    # the corpus spec travels with the run: the surrogate needs its physics model, its plant
+    # and the design space the hybrid was trained on
+    _write_json(out_dir / CORPUS_MANIFEST, _read_json(corpus_dir / "manifest.json"))
     models = {}
     for name, family, entry in config.entries():
         log.info("training %s (%s)", name, family)

@@ -151,7 +151,7 @@ def test_capacity_to_cutoff_interpolates_and_extrapolates():
 
 def test_default_recipe_is_valid_and_trains_the_documented_models():
     config = load_config(DEFAULT_RUN, TrainRunConfig)
-    assert [name for name, _, _ in config.entries()] == ["black_box", "gru", "lstm", "two_branch"]
+    assert [name for name, _, _ in config.entries()] == ["black_box", "lstm", "gru", "two_branch"]
     assert config.train.early_stopping_patience < config.train.epochs
 
 
