@@ -33,7 +33,7 @@ def _cells(count: int) -> list[CellSpec]:
 def _timed(cells, protocol, fidelity, cache_for_each) -> float:
     started = time.perf_counter()
     for cell in cells:
-        trajectory = simulate(cell, protocol, fidelity, cache=cache_for_each(), raise_on_failure=True)
+        simulate(cell, protocol, fidelity, cache=cache_for_each(), raise_on_failure=True)
     return time.perf_counter() - started
 
 

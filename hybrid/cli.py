@@ -40,12 +40,24 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     spec = load_config(args.config, CorpusSpec)
     manifest = generate_corpus(spec, args.out, backend=args.backend, workers=args.workers,
                                address=args.address, resume=args.resume)
+    print_manifest_summary(f"corpus {spec.name}", manifest, args.out)
+    return 0
+
+
+def cmd_pair_measured(args: argparse.Namespace) -> int:
+    from sim.pairing import pair_measured_cli
+
+    manifest = pair_measured_cli(args.config, args.out, resume=args.resume)
+    print_manifest_summary(f"measured {manifest.get('name', args.config.stem)}", manifest, args.out)
+    return 0
+
+
+def print_manifest_summary(label: str, manifest: dict, out: Path) -> None:
     counts = manifest["counts"]
-    print(f"corpus {spec.name}: {counts['samples']} samples ({counts['ok']} ok, {counts['truncated']} truncated, "
-          f"{counts['failed']} failed) in {manifest['wall_s']:.1f} s -> {args.out}")
+    print(f"{label}: {counts['samples']} samples ({counts['ok']} ok, {counts['truncated']} truncated, "
+          f"{counts['failed']} failed) in {manifest['wall_s']:.1f} s -> {out}")
     for reason, count in manifest["failure_reasons"]:
         print(f"  {count} x {reason}")
-    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -96,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--address", default=None, help="Ray cluster address, e.g. 10.0.0.1:6379")
     corpus.add_argument("--resume", action="store_true", help="finish a partly written corpus")
     corpus.set_defaults(handler=cmd_corpus)
+
+    paired = commands.add_parser("pair-measured", help="pair measured cycler tests with a calibrated physics model")
+    paired.add_argument("config", type=Path, help="YAML pairing spec (see configs/measured/)")
+    paired.add_argument("--out", type=Path, required=True, help="output directory (corpus format)")
+    paired.add_argument("--resume", action="store_true", help="finish a partly written pairing")
+    paired.set_defaults(handler=cmd_pair_measured)
 
     train = commands.add_parser("train", help="train the residual hybrids and the black-box baseline")
     train.add_argument("config", type=Path, help="YAML training config (see configs/train/)")

@@ -144,7 +144,7 @@ def _prepare_directory(spec: CorpusSpec, out: Path, resume: bool) -> None:
         for leftover in (out / folder).glob("*.tmp"):
             leftover.unlink()  # a shard interrupted mid-write
     if not manifest.exists():
-        _write_json(manifest, _manifest(spec, status="running"))
+        write_json(manifest, _manifest(spec, status="running"))
 
 
 def _journal_path(out: Path, index: int) -> Path:
@@ -213,17 +213,18 @@ def consolidate_journal(out: Path) -> dict:
 def _finish(spec: CorpusSpec, out: Path, backend: str, wall_s: float) -> dict:
     """Consolidate the journal and write the final manifest."""
     manifest = _manifest(spec, status="complete") | consolidate_journal(out) | {"backend": backend, "wall_s": wall_s}
-    _write_json(out / "manifest.json", manifest)
+    write_json(out / "manifest.json", manifest)
     return manifest
 
 
 def _manifest(spec: CorpusSpec, status: str) -> dict:
     return {"schema_version": SCHEMA_VERSION, "status": status, "name": spec.name,
             "fingerprint": spec.fingerprint(), "spec": spec.model_dump(mode="json"),
-            "versions": _versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "versions": package_versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape a corpus, for manifests."""
     versions = {}
     for package in ("hybat", "pybamm", "numpy", "pyarrow", "ray", "scipy"):
         try:
@@ -233,7 +234,7 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def _write_json(path: Path, payload: dict) -> None:
+def write_json(path: Path, payload: dict) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(payload, indent=2, default=str))
     os.replace(temporary, path)

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
-from sim.cell import CellSpec
 from sim.protocols import AgeingCampaign, CurrentTrace, Dynamic, Protocol
 from sim.simulate import ModelCache, simulate
 from sim.plant import TRUTH_COLUMNS, measure_reference

@@ -1,6 +1,5 @@
 """Corpus generation: determinism across backends, resume, worker death, failures as data."""
 
-import os
 import shutil
 import signal
 import subprocess

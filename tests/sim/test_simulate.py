@@ -1,7 +1,6 @@
 """Physics sanity of simulate(): capacity, cut-offs, heating, ageing, hysteresis, reuse."""
 
 import numpy as np
-import pybamm
 import pytest
 
 from sim.cell import CellSpec, cell_parameter_values
