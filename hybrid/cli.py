@@ -79,6 +79,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_design(args: argparse.Namespace) -> int:
+    from hybrid.design import design_cli
+
+    report = design_cli(args.config, args.model, args.out)
+    print(json.dumps(report, default=str) if args.json else json.dumps(report, indent=2, default=str))
+    return 0
+
+
 def metrics_table(metrics: dict) -> str:
     """Markdown table of RMSE / MAE / max error [mV] per split and model."""
     lines = ["| split | model | RMSE [mV] | MAE [mV] | max [mV] |", "|---|---|---|---|---|"]
@@ -126,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--corpus", type=Path, required=True, help="corpus directory")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as one JSON line")
     evaluate.set_defaults(handler=cmd_evaluate)
+
+    design = commands.add_parser("design", help="search designs through the hybrid surrogate, verify with the reference")
+    design.add_argument("config", type=Path, help="YAML design problem (see configs/design/)")
+    design.add_argument("--model", type=Path, required=True, help="run directory written by hybat train")
+    design.add_argument("--out", type=Path, required=True, help="output directory (report, study)")
+    design.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    design.set_defaults(handler=cmd_design)
     return parser
 
 
