@@ -13,8 +13,8 @@ In one run it measures:
    design, the speedup (and again with the models already built, i.e. the cost of a design
    that needs no rebuild: same geometry and protocol structure), and the surrogate's metric
    errors (energy %, power %, retention percentage points, max temperature K, and the voltage
-   RMSE mV over the whole protocol, phase by phase (hybrid.metrics.voltage_rmse_mV), with the
-   uncorrected physics RMSE beside it);
+   RMSE mV over the whole protocol, phase by phase, and while both still follow the same
+   current (hybrid.metrics.voltage_rmse_mV), with the uncorrected physics RMSE beside each);
 2. the design loop (:func:`hybrid.design.design_loop`): optimise on the surrogate, verify the
    selected designs on the reference; report.md, design.png, report.json in OUT/surrogate;
 3. with ``--compare-reference``: the same optimiser (same seed, same number of trials) run
@@ -95,8 +95,9 @@ def speed_and_accuracy(problem: DesignProblem, run: Path, count: int) -> dict:
     # again, now that both hold the built models: what a design costs without a rebuild
     _, surrogate_warm_s = evaluate_all(problem, surrogate, params_list)
     _, reference_warm_s = evaluate_all(problem, reference, params_list)
-    errors: dict[str, list[float]] = {"energy_pct": [], "power_pct": [], "retention_pp": [], "max_temperature_K": [],
-                                      "voltage_rmse_mV": [], "physics_voltage_rmse_mV": []}
+    errors: dict[str, list[float]] = {name: [] for name in (
+        "energy_pct", "power_pct", "retention_pp", "max_temperature_K", "voltage_rmse_mV", "physics_voltage_rmse_mV",
+        "voltage_rmse_same_current_mV", "physics_voltage_rmse_same_current_mV")}
     for name in problem.protocols:
         for estimate, truth in zip(surrogate_runs[name], reference_runs[name]):
             if estimate.status == "failed" or truth.status == "failed":
@@ -107,9 +108,11 @@ def speed_and_accuracy(problem: DesignProblem, run: Path, count: int) -> dict:
                      "retention_pp": abs(e["capacity_retention_pct"] - t["capacity_retention_pct"]),
                      "max_temperature_K": abs(e["max_temperature_K"] - t["max_temperature_K"])}
             threshold = problem.metric_options.rest_c_rate * truth.capacity_Ah
-            pairs["voltage_rmse_mV"] = voltage_rmse_mV(estimate.columns, truth.columns, threshold_A=threshold)
             physics = {**estimate.columns, "Voltage [V]": estimate.columns["Physics voltage [V]"]}
-            pairs["physics_voltage_rmse_mV"] = voltage_rmse_mV(physics, truth.columns, threshold_A=threshold)
+            for label, until_divergence in (("", False), ("_same_current", True)):
+                for prefix, columns in (("", estimate.columns), ("physics_", physics)):
+                    pairs[f"{prefix}voltage_rmse{label}_mV"] = voltage_rmse_mV(
+                        columns, truth.columns, threshold_A=threshold, until_divergence=until_divergence)
             for key, value in pairs.items():
                 if np.isfinite(value):
                     errors[key].append(float(value))

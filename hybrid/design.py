@@ -211,11 +211,17 @@ class OptimiserOptions(StrictModel):
 
 
 class VerifyOptions(StrictModel):
-    """candidates: single objective, the best surrogate designs re-run on the reference.
-    pareto_max: multi-objective, at most this many Pareto designs, spread along the front."""
+    """candidates: single objective, the best surrogate designs re-run on the reference per round.
+    pareto_max: multi-objective, at most this many Pareto designs per round, spread along the front.
+    rounds: verification rounds. After a round in which a design the surrogate called feasible
+        failed a constraint on the reference, each constraint is backed off by the largest
+        amount the surrogate underestimated it on the designs verified so far, and the next
+        candidates are selected from the study (no new surrogate evaluations) and verified.
+    """
 
     candidates: int = Field(3, ge=1, le=100)
     pareto_max: int = Field(6, ge=1, le=100)
+    rounds: int = Field(2, ge=1, le=10)
 
 
 class DesignProblem(StrictModel):
@@ -354,8 +360,10 @@ class Candidate:
                     values.append(sign * (value - bound) if ok else math.inf)
         return values
 
-    def feasible(self, problem: DesignProblem) -> bool:
-        return self.status == "ok" and all(v <= 0 for v in self.constraint_values(problem))
+    def feasible(self, problem: DesignProblem, backoff: Sequence[float] | None = None) -> bool:
+        """All constraints hold (each tightened by ``backoff``, in constraint_values' order)."""
+        values = np.array(self.constraint_values(problem)) + (0.0 if backoff is None else np.asarray(backoff))
+        return self.status == "ok" and bool(np.all(values <= 0))
 
     def to_dict(self) -> dict[str, Any]:
         return _plain({"params": self.params, "design": self.design, "status": self.status,
@@ -486,12 +494,13 @@ def minimisation_form(problem: DesignProblem, candidates: Sequence[Candidate]) -
         len(candidates), len(signs)) * signs
 
 
-def select_candidates(problem: DesignProblem,
-                      candidates: Sequence[tuple[int, Candidate]]) -> list[tuple[int, Candidate]]:
+def select_candidates(problem: DesignProblem, candidates: Sequence[tuple[int, Candidate]],
+                      backoff: Sequence[float] | None = None) -> list[tuple[int, Candidate]]:
     """Which candidates to verify: the best ``verify.candidates`` feasible ones (single
     objective) or the feasible Pareto set, thinned evenly along the first objective to
-    ``verify.pareto_max``. Without a feasible candidate, the least violating ones."""
-    feasible = [(number, c) for number, c in candidates if c.feasible(problem)]
+    ``verify.pareto_max``; feasible with the constraints tightened by ``backoff``. Without a
+    feasible candidate, the least violating ones."""
+    feasible = [(number, c) for number, c in candidates if c.feasible(problem, backoff)]
     if not feasible:
         log.warning("%s: no feasible surrogate candidate; verifying the least violating", problem.name)
         ranked = sorted(candidates, key=lambda item: sum(max(v, 0.0) for v in item[1].constraint_values(problem)))
@@ -547,28 +556,64 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
     with runtime:
         study = optimise(problem, surrogate, out_dir, progress=progress)
         candidates = study_candidates(study)
-        selected = select_candidates(problem, candidates)
-        verified = evaluate_candidates(problem, reference, [candidate.params for _, candidate in selected],
-                                       out_of_range="flag")
-    chosen = [{"trial": number, "params": candidate.params, "design": candidate.design,
+        pairs, backoff = verify(problem, reference, candidates)
+    chosen = [{"trial": number, "round": round_k, "params": candidate.params, "design": candidate.design,
                "surrogate": candidate.to_dict()["metrics"], "reference": checked.to_dict()["metrics"],
                "surrogate_feasible": candidate.feasible(problem), "reference_feasible": checked.feasible(problem),
                "status": {"surrogate": candidate.status, "reference": checked.status},
                "message": checked.message, "flags": checked.flags}
-              for (number, candidate), checked in zip(selected, verified)]
+              for round_k, number, candidate, checked in pairs]
     report = {
         "problem": problem.name,
         "objectives": [objective.model_dump() for objective in problem.objectives],
         "constraints": [constraint.model_dump() for constraint in problem.constraints],
         "chosen": chosen,
-        "best": best_verified(problem, verified),
+        "best": best_verified(problem, [checked for *_, checked in pairs]),
+        "constraint_backoff": dict(zip(constraint_labels(problem), backoff)),
         "surrogate_evaluations": len(candidates),
-        "reference_evaluations": len(verified),
+        "reference_evaluations": len(pairs),
         "wall_s": time.perf_counter() - started,
     }
     report["files"] = write_report(problem, report, candidates, out_dir)
     (out_dir / REPORT_JSON).write_text(json.dumps(_plain(report), indent=1))
     return _plain(report)
+
+
+def verify(problem: DesignProblem, reference: RunModel, candidates: Sequence[tuple[int, Candidate]],
+           ) -> tuple[list[tuple[int, int, Candidate, Candidate]], list[float]]:
+    """Verify selected candidates on the reference, in up to ``verify.rounds`` rounds (see
+    :class:`VerifyOptions`). Returns ([(round, trial, surrogate candidate, reference
+    candidate)], the final back-off per constraint value)."""
+    pairs: list[tuple[int, int, Candidate, Candidate]] = []
+    backoff = np.zeros(len(constraint_labels(problem)))
+    for round_k in range(problem.verify.rounds):
+        verified = {number for _, number, _, _ in pairs}
+        selected = select_candidates(problem, [(n, c) for n, c in candidates if n not in verified], backoff)
+        if not selected:
+            break
+        checked = evaluate_candidates(problem, reference, [candidate.params for _, candidate in selected],
+                                      out_of_range="flag")
+        pairs += [(round_k, number, candidate, result) for (number, candidate), result in zip(selected, checked)]
+        surprises = [result for (_, candidate), result in zip(selected, checked)
+                     if candidate.feasible(problem, backoff) and not result.feasible(problem)]
+        if not surprises:
+            break
+        for _, _, candidate, result in pairs:
+            underestimate = np.array(result.constraint_values(problem)) - np.array(candidate.constraint_values(problem))
+            backoff = np.maximum(backoff, np.where(np.isfinite(underestimate), underestimate, 0.0))
+        log.info("%s: round %d, %d surprise(s); constraint back-off %s", problem.name, round_k + 1,
+                 len(surprises), backoff.tolist())
+    return pairs, backoff.tolist()
+
+
+def constraint_labels(problem: DesignProblem) -> list[str]:
+    """A label per constraint value of Candidate.constraint_values, e.g. 'charge.charged_soc >= 0.78'."""
+    labels = []
+    for constraint in problem.constraints:
+        name = f"{problem.protocol_of(constraint)}.{constraint.metric}"
+        labels += [f"{name} {sign} {bound:g}" for bound, sign in ((constraint.min, ">="), (constraint.max, "<="))
+                   if bound is not None]
+    return labels
 
 
 def best_verified(problem: DesignProblem, verified: Sequence[Candidate]) -> int | None:
@@ -619,14 +664,16 @@ def markdown_report(problem: DesignProblem, report: dict[str, Any]) -> str:
              "Objectives: " + ", ".join(f"{o.direction} {problem.protocol_of(o)}.{o.metric}"
                                         for o in problem.objectives)]
     if problem.constraints:
-        lines.append("Constraints: " + ", ".join(
-            f"{'' if c.min is None else f'{c.min:g} <= '}{problem.protocol_of(c)}.{c.metric}"
-            f"{'' if c.max is None else f' <= {c.max:g}'}" for c in problem.constraints))
-    header = ["trial", *problem.variables, *(f"{p}.{m} surrogate / reference" for p, m in targets), "feasible (S/R)"]
+        lines.append("Constraints: " + ", ".join(constraint_labels(problem)))
+        lines.append("Back-off of the surrogate's constraints after verification: " + ", ".join(
+            f"{label}: {value:.4g}" for label, value in report["constraint_backoff"].items()))
+    header = ["trial (round)", *problem.variables, *(f"{p}.{m} surrogate / reference" for p, m in targets),
+              "feasible (S/R)"]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for k, row in enumerate(report["chosen"]):
         mark = " (best)" if report["best"] == k else ""
-        cells = [f"{row['trial']}{mark}", *(f"{row['params'][name]:.4g}" for name in problem.variables)]
+        cells = [f"{row['trial']} ({row['round'] + 1}){mark}",
+                 *(f"{row['params'][name]:.4g}" for name in problem.variables)]
         for protocol, metric in targets:
             cells.append(f"{_fmt(row['surrogate'].get(protocol, {}).get(metric))} / "
                          f"{_fmt(row['reference'].get(protocol, {}).get(metric))}")

@@ -13,9 +13,11 @@ the protocol voltage, extrapolated along its last slope, reaches the lower cut-o
 ``cutoff_charge_tolerance`` more charge; its capacity and energy are then read where the
 *scored* voltage (``Voltage [V]``) reaches the cut-off, interpolated between samples or
 extrapolated along the last slope (at most 1.2x the discharged charge, as in
-:func:`hybrid.evaluate.capacity_to_cutoff`). So a corrected voltage that would have hit the
-cut-off earlier than the physics did shortens the surrogate's discharge, as it would the
-plant's.
+:func:`hybrid.evaluate.capacity_to_cutoff`). The run's end point counts as a sample at the
+cut-off plus the residual of its last loaded sample (the scored minus the protocol voltage):
+a reference discharge ends exactly at its total charge, whatever the output period. So a
+corrected voltage that would have hit the cut-off earlier than the physics did shortens the
+surrogate's discharge, as it would the plant's.
 
 Metrics (NaN where the protocol gives no basis for one):
 
@@ -46,6 +48,9 @@ Metrics (NaN where the protocol gives no basis for one):
   the plant's cycler would have ended that stage. A later stage at a lower current may charge
   on in the plant, so the cut charge is a lower bound: conservative for a ``charged_soc``
   constraint, while designs that never touch the limit (the feasible ones) are not cut at all.
+- ``max_charge_voltage_V``: the highest scored voltage while charging. A protocol that must keep
+  headroom below the upper cut-off (a CC charge that never touches it) bounds it below the
+  cut-off; for a surrogate that bound also absorbs the corrected voltage's error.
 - ``cell_mass_kg`` and ``cell_volume_L``: from :func:`cell_mass_volume`.
 """
 
@@ -82,6 +87,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "plating_margin_V": ("V", "lowest negative surface potential difference while charging"),
     "charge_time_min": ("min", "duration of the first charge"),
     "charged_soc": ("-", "charge throughput of the first charge over the cell capacity"),
+    "max_charge_voltage_V": ("V", "highest voltage while charging"),
     "cell_mass_kg": ("kg", "cell mass of the mass model"),
     "cell_volume_L": ("L", "cell volume of the mass model"),
 }
@@ -221,13 +227,19 @@ class Run:
         return self.end_s - self.start_s
 
 
+def current_phases(time_s: np.ndarray, current: np.ndarray, threshold_A: float) -> list[tuple[int, int, int]]:
+    """(sign, first row, stop row) of each run of discharge (+1), rest (0) or charge (-1), in order;
+    |current| at or below ``threshold_A`` is rest."""
+    signs = np.where(current > threshold_A, 1, np.where(current < -threshold_A, -1, 0))
+    edges = np.flatnonzero(np.diff(signs)) + 1
+    starts, stops = np.concatenate([[0], edges]), np.concatenate([edges, [len(signs)]])
+    return [(int(signs[a]), int(a), int(b)) for a, b in zip(starts, stops)]
+
+
 def current_runs(time_s: np.ndarray, current: np.ndarray, threshold_A: float, sign: int) -> list[Run]:
     """Runs of discharge (``sign`` +1) or charge (-1) current above ``threshold_A``."""
-    flowing = sign * current > threshold_A
-    edges = np.diff(np.concatenate([[0], flowing.astype(int), [0]]))
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return [Run(int(a), int(b), float(time_s[a]), float(time_s[min(b, len(time_s) - 1)]))
-            for a, b in zip(starts, stops)]
+    return [Run(a, b, float(time_s[a]), float(time_s[min(b, len(time_s) - 1)]))
+            for phase, a, b in current_phases(time_s, current, threshold_A) if phase == sign]
 
 
 def _run_integrals(time_s: np.ndarray, current: np.ndarray, voltage: np.ndarray, run: Run,
@@ -243,19 +255,28 @@ def _run_integrals(time_s: np.ndarray, current: np.ndarray, voltage: np.ndarray,
 
 
 def discharge_to_cutoff(time_s: np.ndarray, current: np.ndarray, voltage: np.ndarray, run: Run,
-                        cutoff_V: float) -> tuple[float, float]:
+                        cutoff_V: float, end_voltage_V: float | None = None) -> tuple[float, float]:
     """(capacity [A.h], energy [W.h]) of discharge ``run`` up to where ``voltage`` reaches
-    ``cutoff_V`` (interpolated, or extrapolated along the last slope; see the module docstring)."""
+    ``cutoff_V`` (interpolated, or extrapolated along the last slope; see the module docstring).
+
+    end_voltage_V: the voltage at the run's end, when known. A run that ended on the cut-off
+    records no loaded sample there (the row at its end already rests), so the caller supplies
+    the cut-off plus the scored-minus-protocol voltage of the last loaded sample: exactly the
+    cut-off for a reference run, the physics cut-off plus the residual for a surrogate.
+    """
     charge, energy = _run_integrals(time_s, current, voltage, run)
     loaded = voltage[run.start:run.stop]
+    if end_voltage_V is None:
+        charge, energy = charge[:-1], energy[:-1]
+    else:
+        loaded = np.append(loaded, end_voltage_V)
     if len(loaded) < 2:
         return float(charge[-1]), float(energy[-1])
-    capacity = capacity_to_cutoff(charge[:-1], loaded, cutoff_V)
-    if capacity <= charge[len(loaded) - 1]:
-        return capacity, float(np.interp(capacity, charge[:-1], energy[:-1]))
-    # beyond the last loaded sample: the voltage falls linearly to the cut-off over the extra charge
-    extra = capacity - charge[len(loaded) - 1]
-    return capacity, float(energy[len(loaded) - 1] + extra * 0.5 * (loaded[-1] + cutoff_V))
+    capacity = capacity_to_cutoff(charge, loaded, cutoff_V)
+    if capacity <= charge[-1]:
+        return capacity, float(np.interp(capacity, charge, energy))
+    # beyond the last point: the voltage falls linearly to the cut-off over the extra charge
+    return capacity, float(energy[-1] + (capacity - charge[-1]) * 0.5 * (loaded[-1] + cutoff_V))
 
 
 def _ran_to_cutoff(time_s: np.ndarray, current: np.ndarray, protocol_voltage: np.ndarray, run: Run,
@@ -319,7 +340,9 @@ def trajectory_metrics(columns: Mapping[str, np.ndarray], *, capacity_Ah: float,
     discharges = current_runs(time_s, current, threshold, +1)
     cutoff_runs = [run for run in discharges if run.duration_s > options.max_pulse_s
                    and _ran_to_cutoff(time_s, current, protocol_voltage, run, lower, options.cutoff_charge_tolerance)]
-    capacities = [discharge_to_cutoff(time_s, current, voltage, run, lower) for run in cutoff_runs]
+    capacities = [discharge_to_cutoff(time_s, current, voltage, run, lower,
+                                      end_voltage_V=lower + voltage[run.stop - 1] - protocol_voltage[run.stop - 1])
+                  for run in cutoff_runs]
     nan = float("nan")
     capacity, energy = capacities[0] if capacities else (nan, nan)
     mass_kg, volume_L = (mass.mass_kg, 1e3 * mass.volume_m3) if mass is not None else (nan, nan)
@@ -343,28 +366,29 @@ def trajectory_metrics(columns: Mapping[str, np.ndarray], *, capacity_Ah: float,
         if potential is not None and charging.any() else nan,
         "charge_time_min": charge_s / 60.0,
         "charged_soc": charge_Ah / capacity_Ah,
+        "max_charge_voltage_V": float(np.max(voltage[charging])) if charging.any() else nan,
         "cell_mass_kg": mass_kg,
         "cell_volume_L": volume_L,
     }
 
 
-def current_phases(time_s: np.ndarray, current: np.ndarray, threshold_A: float) -> list[tuple[int, int, int]]:
-    """(sign, first row, stop row) of each run of discharge (+1), rest (0) or charge (-1), in order."""
-    signs = np.where(current > threshold_A, 1, np.where(current < -threshold_A, -1, 0))
-    edges = np.flatnonzero(np.diff(signs)) + 1
-    starts, stops = np.concatenate([[0], edges]), np.concatenate([edges, [len(signs)]])
-    return [(int(signs[a]), int(a), int(b)) for a, b in zip(starts, stops)]
+def _phase_duration(time_s: np.ndarray, start: int, stop: int) -> float:
+    """From the phase's first row to the next phase's first row (or its own last row), as Run."""
+    return float(time_s[min(stop, len(time_s) - 1)] - time_s[start])
 
 
 def voltage_rmse_mV(columns: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], *,
-                    threshold_A: float) -> float:
+                    threshold_A: float, until_divergence: bool = False) -> float:
     """RMSE [mV] of ``columns``' voltage against ``reference``'s over the whole protocol.
 
     Two runs of one protocol keep its phases (discharge, rest, charge) in order, but a phase
     that ends on a voltage cut-off ends at a different time in each, shifting what follows.
     So the phases are paired in order (up to the first whose direction differs) and compared
     at the same time since the phase began, over the shorter of the two; the voltage of
-    ``columns`` is interpolated linearly in that time.
+    ``columns`` is interpolated linearly in that time. ``until_divergence`` stops after the
+    first phase whose durations differ by more than a second: up to there both runs followed
+    the same current, so the figure is the model's error alone, not that of a cell driven
+    differently after one of them reached a cut-off first.
     """
     errors = []
     phases = zip(current_phases(columns[TIME], columns[CURRENT], threshold_A),
@@ -378,6 +402,9 @@ def voltage_rmse_mV(columns: Mapping[str, np.ndarray], reference: Mapping[str, n
         shared = reference_offset <= offset[-1]
         estimate = np.interp(reference_offset[shared], offset, columns[VOLTAGE][start:stop])
         errors.append(estimate - np.asarray(reference[VOLTAGE][reference_start:reference_stop])[shared])
+        if until_divergence and abs(_phase_duration(columns[TIME], start, stop)
+                                    - _phase_duration(reference[TIME], reference_start, reference_stop)) > 1.0:
+            break
     if not errors:
         return float("nan")
     errors = np.concatenate(errors)

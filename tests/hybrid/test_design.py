@@ -27,6 +27,7 @@ from hybrid.design import (
     pareto_front,
     select_candidates,
     study_candidates,
+    verify,
 )
 from hybrid.metrics import METRICS
 from hybrid.surrogate import DesignEvaluation, ReferenceModel
@@ -49,13 +50,15 @@ def one_thread():
 
 
 class AnalyticModel:
-    """A stand-in for the surrogate with closed-form metrics (no solve): power peaks at
-    porosity 0.27 and falls with the particle radius; it counts the designs it evaluates."""
+    """A stand-in for the surrogate (or, with a temperature offset, for a reference it
+    misjudges) with closed-form metrics, no solve: power peaks at porosity 0.27 and falls with
+    the particle radius, the temperature rises with porosity; it counts the designs it evaluates."""
 
     name = "analytic"
 
-    def __init__(self):
+    def __init__(self, temperature_offset_K: float = 0.0):
         self.evaluated = 0
+        self.temperature_offset_K = temperature_offset_K
         self.design_space = {"negative_porosity": Range(low=0.2, high=0.3),
                              "positive_particle_radius_m": Range(low=3e-6, high=8e-6, log=True)}
 
@@ -65,19 +68,20 @@ class AnalyticModel:
         for design in designs:
             power = 100.0 - 1e4 * (design["negative_porosity"] - 0.27) ** 2 - 2e6 * design["positive_particle_radius_m"]
             metrics = {**dict.fromkeys(METRICS, float("nan")), "power_capability_W": power,
-                       "max_temperature_K": 300.0 + 100.0 * design["negative_porosity"]}
+                       "max_temperature_K": 300.0 + 100.0 * design["negative_porosity"] + self.temperature_offset_K}
             results.append(DesignEvaluation(dict(design), "ok", "", {}, metrics))
         return results
 
 
-def analytic_problem(trials: int = 8, seed: int = 0, direction: str = "maximize") -> DesignProblem:
+def analytic_problem(trials: int = 8, seed: int = 0, direction: str = "maximize",
+                     max_temperature_K: float = 329.0) -> DesignProblem:
     return DesignProblem.model_validate({
         "name": "analytic",
         "variables": {"negative_porosity": {"low": 0.2, "high": 0.3},
                       "positive_particle_radius_m": {"low": 3e-6, "high": 8e-6, "log": True}},
         "protocols": {"hppc": {"kind": "hppc", "levels": 2}},
         "objectives": [{"metric": "power_capability_W", "direction": direction}],
-        "constraints": [{"metric": "max_temperature_K", "max": 329.0}],
+        "constraints": [{"metric": "max_temperature_K", "max": max_temperature_K}],
         "optimiser": {"trials": trials, "batch_size": 3, "startup_trials": 4, "seed": seed}})
 
 
@@ -211,6 +215,21 @@ def test_optimiser_beats_its_random_start_and_respects_constraints(tmp_path):
     best_number, best = select_candidates(problem, candidates)[0]
     assert best.feasible(problem)
     assert best.value(problem, problem.objectives[0]) > max(powers[:problem.optimiser.startup_trials])
+
+
+def test_verification_backs_off_a_constraint_the_surrogate_underestimates(tmp_path):
+    # the optimum (porosity 0.27, 327 K) lies beyond a 326 K limit, so the best surrogate designs
+    # sit at the limit (porosity ~0.26); the reference runs 0.5 K hotter and rejects some of them
+    problem = analytic_problem(trials=30, max_temperature_K=326.0)
+    candidates = study_candidates(optimise(problem, AnalyticModel(), tmp_path, progress=False))
+    reference = AnalyticModel(temperature_offset_K=0.5)
+    pairs, backoff = verify(problem, reference, candidates)
+    first = [checked for round_k, _, _, checked in pairs if round_k == 0]
+    second = [checked for round_k, _, _, checked in pairs if round_k == 1]
+    assert not all(checked.feasible(problem) for checked in first)
+    assert backoff == pytest.approx([0.5])
+    assert second and all(checked.feasible(problem) for checked in second)
+    assert reference.evaluated == len(pairs) <= 2 * problem.verify.candidates
 
 
 # --- the loop on the smoke run ------------------------------------------------------------------

@@ -142,6 +142,7 @@ def test_metrics_read_a_trajectory_as_defined():
     assert metrics["charge_time_min"] == pytest.approx(60.0)
     assert metrics["charged_soc"] == pytest.approx(4.0 / 5.0)
     assert metrics["plating_margin_V"] == pytest.approx(0.02)
+    assert metrics["max_charge_voltage_V"] == pytest.approx(4.2)
     assert metrics["max_temperature_K"] == pytest.approx(columns["Cell temperature [K]"].max())
     assert np.isnan(metrics["gravimetric_energy_density_Wh_kg"])  # no mass given
 
@@ -177,6 +178,9 @@ def test_voltage_rmse_pairs_phases_shifted_by_a_cut_off():
     reference = _trajectory((600, 60, 0.0, 4.09, 4.09), (3060, 60, 5.0, 3.99, 2.99 - 1.0 / 49),
                             (600, 60, 0.0, 3.49, 3.49))
     assert voltage_rmse_mV(estimate, reference, threshold_A=0.1) == pytest.approx(10.0, rel=1e-6)
+    # until the discharges' ends diverge: the first rest and the discharge, not the last rest
+    reference["Voltage [V]"][-10:] += 1.0
+    assert voltage_rmse_mV(estimate, reference, threshold_A=0.1, until_divergence=True) == pytest.approx(10.0)
 
 
 def test_a_discharge_stopped_by_time_is_not_a_capacity_measurement():
