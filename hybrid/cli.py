@@ -87,6 +87,20 @@ def cmd_design(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from hybrid.quickstart import REPORT, headline_table, quickstart
+
+    summary = quickstart(args.out, backend=args.backend, workers=args.workers)
+    print(f"\nquickstart done in {summary['wall_s']['total']:.0f} s; report: {args.out / REPORT}")
+    best = summary["design"]["best"]
+    if best is not None:
+        chosen = summary["design"]["chosen"][best]
+        print("best design (reference-verified): " + ", ".join(f"{k} = {v:.4g}" for k, v in chosen["params"].items()))
+    print("\nvoltage RMSE [mV], physics-only vs black box vs hybrid:")
+    print(headline_table(summary))
+    return 0
+
+
 def metrics_table(metrics: dict) -> str:
     """Markdown table of RMSE / MAE / max error [mV] per split and model."""
     lines = ["| split | model | RMSE [mV] | MAE [mV] | max [mV] |", "|---|---|---|---|---|"]
@@ -141,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     design.add_argument("--out", type=Path, required=True, help="output directory (report, study)")
     design.add_argument("--json", action="store_true", help="print the report as one JSON line")
     design.set_defaults(handler=cmd_design)
+
+    quick = commands.add_parser("quickstart", help="the whole pipeline on the embedded default: corpus, train, "
+                                "evaluate, design, report")
+    quick.add_argument("--out", type=Path, default=Path("quickstart"), help="new or empty output directory "
+                       "(default: ./quickstart)")
+    quick.add_argument("--backend", choices=["serial", "ray"], default="ray", help="corpus backend (default: ray)")
+    quick.add_argument("--workers", type=int, default=None, help="local Ray CPUs (default: all)")
+    quick.set_defaults(handler=cmd_quickstart)
     return parser
 
 
