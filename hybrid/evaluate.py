@@ -57,7 +57,7 @@ from hybrid.data import (
     decode_outputs,
 )
 from hybrid.models import build_model, config_from_dict
-from hybrid.train import load_checkpoint
+from hybrid.train import load_checkpoint, torch_threads
 from sim.config import StrictModel
 
 log = logging.getLogger(__name__)
@@ -136,8 +136,9 @@ def predict_corpus(models: list[TrainedModel], corpus: Corpus,
     throughput = {}
     for trained in models:
         started = time.perf_counter()
-        records = tqdm(sample_ids, desc=f"predict {trained.name}", unit="record", disable=None, leave=False)
-        predictions[trained.name] = {i: predict_record(trained, corpus.cells[i]) for i in records}
+        with torch_threads(1):  # one record at a time: tiny kernels, see TrainConfig.threads
+            records = tqdm(sample_ids, desc=f"predict {trained.name}", unit="record", disable=None, leave=False)
+            predictions[trained.name] = {i: predict_record(trained, corpus.cells[i]) for i in records}
         throughput[trained.name] = steps / (time.perf_counter() - started)
         log.info("%s: %d records, %d steps at %.0f steps/s", trained.name, len(sample_ids), steps,
                  throughput[trained.name])

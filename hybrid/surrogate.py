@@ -46,6 +46,7 @@ from hybrid.metrics import METRICS, PROTOCOL_VOLTAGE, VOLTAGE, MassModel, Metric
     trajectory_metrics
 from hybrid.models import require_causal
 from hybrid.pipeline import CHECKPOINT, CORPUS_MANIFEST, NORMALISATION, RUN_CONFIG
+from hybrid.train import torch_threads
 from sim.cell import DESIGN_VARIABLES, CellSpec, base_parameter_values
 from sim.config import StrictModel, validate
 from sim.corpus import CorpusSpec, Range
@@ -357,7 +358,8 @@ class HybridSurrogate(RunModel):
         batch = torch.zeros(len(inputs), max(len(x) for x in inputs), inputs[0].shape[1])  # (designs, time, features)
         for row, x in enumerate(inputs):
             batch[row, :len(x)] = torch.from_numpy(x)
-        outputs, _ = self.trained.model(batch)  # (designs, time, targets); padding after each end is never read
+        with torch_threads(1):  # see TrainConfig.threads
+            outputs, _ = self.trained.model(batch)  # (designs, time, targets); padding after each end is never read
         for row, k in enumerate(order):
             cell = cells[k]
             voltage, soc = decode_outputs(outputs[row, :cell.rows].double().numpy(), cell, self.normalisation)
