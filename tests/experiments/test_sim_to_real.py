@@ -1,0 +1,53 @@
+"""Smoke run of experiments/sim_to_real.py on three measured A123 tests with tiny settings."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim.pairing import default_real_data_dir
+
+SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "sim_to_real.py"
+DATA_DIR = default_real_data_dir()
+
+
+def load_experiment():
+    spec = importlib.util.spec_from_file_location("sim_to_real", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(not (DATA_DIR / "a123_lfp_plett_dyn" / "manifest.csv").is_file(),
+                    reason=f"measured A123 data not found in {DATA_DIR} (set $HYBAT_REAL_DATA)")
+def test_quick_run_scores_every_model_on_held_out_tests(tmp_path):
+    experiment = load_experiment()
+    figures = experiment.main(["--data-dir", str(DATA_DIR), "--out", str(tmp_path / "out"), "--quick"])
+
+    out = tmp_path / "out"
+    for name in ("results.md", "figures.json", "held_out_errors.png", "data_efficiency.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert json.loads((out / "figures.json").read_text())["summary"].keys() == set(experiment.MODELS)
+    table = (out / "results.md").read_text()
+    for label in experiment.LABELS.values():
+        assert label in table
+
+    summary = figures["summary"]
+    roles = {test["role"] for test in figures["tests"].values()}
+    assert roles == {"train", "held_out"}
+    # every model has a finite held-out voltage error
+    for model in experiment.MODELS:
+        assert 0.0 < summary[model]["held_out"]["rmse_mV"] < 1000.0, model
+    # the ECM fits its own training tests far better than the nominal physics model (an ECM of
+    # this kind gets ~5-11 mV inside 5-95 % SOC; nominal Prada2013 ~30-70 mV), and calibration helps
+    assert summary["ecm"]["train"]["rmse_soc_5_95_mV"] < 15.0
+    assert summary["ecm"]["train"]["rmse_soc_5_95_mV"] < summary["physics_nominal"]["train"]["rmse_soc_5_95_mV"]
+    assert summary["physics_calibrated"]["held_out"]["rmse_mV"] < summary["physics_nominal"]["held_out"]["rmse_mV"]
+    # SOC of the calibrated physics is coulomb counting with a calibrated capacity: within a few %
+    assert summary["physics_calibrated"]["held_out"]["soc_mae_pct"] < 3.0
+    # the data-efficiency curve has one point per number of training tests
+    points = figures["data_efficiency"]["points"]
+    assert [point["tests"] for point in points] == [1, 2]
