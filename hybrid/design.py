@@ -217,11 +217,13 @@ class VerifyOptions(StrictModel):
         failed a constraint on the reference, each constraint is backed off by the largest
         amount the surrogate underestimated it on the designs verified so far, and the next
         candidates are selected from the study (no new surrogate evaluations) and verified.
+    budget: at most this many reference evaluations over all rounds (null: no cap).
     """
 
     candidates: int = Field(3, ge=1, le=100)
     pareto_max: int = Field(6, ge=1, le=100)
     rounds: int = Field(2, ge=1, le=10)
+    budget: int | None = Field(None, ge=1)
 
 
 class DesignProblem(StrictModel):
@@ -589,6 +591,8 @@ def verify(problem: DesignProblem, reference: RunModel, candidates: Sequence[tup
     for round_k in range(problem.verify.rounds):
         verified = {number for _, number, _, _ in pairs}
         selected = select_candidates(problem, [(n, c) for n, c in candidates if n not in verified], backoff)
+        if problem.verify.budget is not None:
+            selected = selected[:problem.verify.budget - len(pairs)]
         if not selected:
             break
         checked = evaluate_candidates(problem, reference, [candidate.params for _, candidate in selected],

@@ -232,6 +232,15 @@ def test_verification_backs_off_a_constraint_the_surrogate_underestimates(tmp_pa
     assert reference.evaluated == len(pairs) <= 2 * problem.verify.candidates
 
 
+def test_verification_stops_at_its_budget(tmp_path):
+    problem = analytic_problem(trials=30, max_temperature_K=326.0)
+    problem = problem.model_copy(update={"verify": problem.verify.model_copy(update={"budget": 4})})
+    candidates = study_candidates(optimise(problem, AnalyticModel(), tmp_path, progress=False))
+    reference = AnalyticModel(temperature_offset_K=0.5)
+    pairs, _ = verify(problem, reference, candidates)
+    assert len(pairs) == reference.evaluated == 4  # the second round is cut to the one left
+
+
 # --- the loop on the smoke run ------------------------------------------------------------------
 
 
