@@ -95,7 +95,7 @@ def predicted_residual(model: torch.nn.Module, data: Data, sample_id: int) -> np
     """The model's residual [V] over one whole record of ``data``."""
     cell = data.corpus.cells[sample_id]
     outputs, _ = model(torch.from_numpy(cell_inputs(cell, data.normalisation)).unsqueeze(0))
-    voltage, _ = decode_outputs(outputs[0].double().numpy(), cell, data.normalisation)
+    voltage = decode_outputs(outputs[0].double().numpy(), cell, data.normalisation).voltage
     return voltage - cell.columns[PHYSICS_VOLTAGE]
 
 

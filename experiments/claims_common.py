@@ -133,7 +133,7 @@ def voltage_errors(model: nn.Module, data: Data, split: str) -> dict[str, np.nda
         cell = data.corpus.cells[sample_id]
         inputs = torch.from_numpy(cell_inputs(cell, data.normalisation)).unsqueeze(0)  # (1, time, features)
         outputs, _ = model(inputs)  # (1, time, targets)
-        voltage, _ = decode_outputs(outputs[0].double().numpy(), cell, data.normalisation)
+        voltage = decode_outputs(outputs[0].double().numpy(), cell, data.normalisation).voltage
         error = voltage - cell.columns[VOLTAGE]
         valid = cell.valid_rows(data.normalisation["max_residual_V"])
         scored = np.zeros(cell.rows, dtype=bool)

@@ -10,10 +10,11 @@ evaluation data only; :func:`check_online` refuses them as features.
 Two families of feature/target sets:
 
 - ``hybrid``: all online features; targets the voltage residual ``Voltage [V] - Physics
-  voltage [V]`` and, with an SOC head, the SOC residual ``State of charge - Physics state of
-  charge``.
+  voltage [V]``, with an SOC head the SOC residual ``State of charge - Physics state of
+  charge`` and with a temperature head the temperature residual ``Cell temperature [K] -
+  Physics cell temperature [K]``.
 - ``black_box``: the same without any ``Physics ...`` column; targets the voltage itself and,
-  with an SOC head, the state of charge itself.
+  with the heads, the state of charge and the cell temperature themselves.
 
 Splits are by cell (sample_id), never by time inside a cell, except ``late_life``: for cells
 with ageing cycles, the rows after the end of ageing cycle ``after_cycle`` are held out from
@@ -27,7 +28,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -46,14 +47,17 @@ CURRENT = "Current [A]"
 AMBIENT = "Ambient temperature [K]"
 VOLTAGE = "Voltage [V]"
 SOC = "State of charge"
+TEMPERATURE = "Cell temperature [K]"
 CHARGE = "Discharge capacity [A.h]"
 PHYSICS_PREFIX = "Physics "
 PHYSICS_VOLTAGE = "Physics voltage [V]"
 PHYSICS_SOC = "Physics state of charge"
+PHYSICS_TEMPERATURE = "Physics cell temperature [K]"
 DESIGN_PREFIX = "design_"
 TIME_STEP = "Time step [s]"  # derived: time since the previous sample (0 at the first)
 VOLTAGE_RESIDUAL = "Voltage residual [V]"
 SOC_RESIDUAL = "State of charge residual"
+TEMPERATURE_RESIDUAL = "Cell temperature residual [K]"
 
 SPLIT_NAMES = ("train", "val", "test", "late_life", "unseen_design", "unseen_temperature")
 CELL_SPLITS = ("train", "val", "test")
@@ -65,16 +69,17 @@ Family = Literal["hybrid", "black_box"]
 _RESOLUTION = {"[K]": 1e-3, "[%]": 1e-6, "[m]": 1e-12, "[V]": 1e-6, "[A]": 1e-6, "[s]": 1e-9}
 _RELATIVE_RESOLUTION = 1e-6
 # Smallest target scale: a target that never varies on train (SOC residual of a plant with the
-# physics capacity) still normalises to finite values. Units: V, SOC fraction.
+# physics capacity) still normalises to finite values. Units: V, SOC fraction, K.
 FEATURE_CLIP = 20.0
-_TARGET_SCALE_FLOOR = {VOLTAGE_RESIDUAL: 1e-4, VOLTAGE: 1e-4, SOC_RESIDUAL: 1e-4, SOC: 1e-4}
+_TARGET_SCALE_FLOOR = {VOLTAGE_RESIDUAL: 1e-4, VOLTAGE: 1e-4, SOC_RESIDUAL: 1e-4, SOC: 1e-4,
+                       TEMPERATURE_RESIDUAL: 1e-3, TEMPERATURE: 1e-3}
 
 
 # --- options ------------------------------------------------------------------------------
 
 
 class FeatureOptions(StrictModel):
-    """Which online features the models read and whether they also estimate SOC.
+    """Which online features the models read and whether they also estimate SOC and temperature.
 
     physics_columns: the ``Physics ...`` columns to read (hybrids only); null = every one the
         corpus has.
@@ -82,6 +87,9 @@ class FeatureOptions(StrictModel):
     time_step: add the time since the previous sample [s] (the grid is not uniform).
     soc_head: a second output per model for the state of charge (hybrids: its residual
         against the physics SOC; black box: the SOC itself).
+    temperature_head: one more output for the cell temperature [K] (hybrids: its residual
+        against the physics cell temperature, e.g. heat the physics lacks; black box: the
+        temperature itself).
     max_residual_V: rows where |Voltage - Physics voltage| exceeds this [V] (or the physics
         voltage is not finite) are invalid: no loss, no metric, counted in the evaluation.
         A physics model driven open-loop by the reference current can leave its stoichiometry
@@ -92,6 +100,7 @@ class FeatureOptions(StrictModel):
     design: bool = True
     time_step: bool = True
     soc_head: bool = False
+    temperature_head: bool = False
     max_residual_V: float = Field(0.5, gt=0.0)
 
     @field_validator("physics_columns")
@@ -173,6 +182,8 @@ class Cell:
             return self.columns[VOLTAGE] - self.columns[PHYSICS_VOLTAGE]
         if name == SOC_RESIDUAL:
             return self.columns[SOC] - self.columns[PHYSICS_SOC]
+        if name == TEMPERATURE_RESIDUAL:
+            return self.columns[TEMPERATURE] - self.columns[PHYSICS_TEMPERATURE]
         if name.startswith(DESIGN_PREFIX):
             return np.full(self.rows, self.design[name])
         if name not in self.columns:
@@ -418,10 +429,12 @@ def candidate_features(corpus: Corpus, options: FeatureOptions, family: Family) 
     return names
 
 
-def target_names(family: Family, soc_head: bool) -> list[str]:
+def target_names(family: Family, soc_head: bool, temperature_head: bool = False) -> list[str]:
+    """Voltage first, then SOC and cell temperature if their heads are on (residuals for hybrids)."""
     if family == "hybrid":
-        return [VOLTAGE_RESIDUAL] + ([SOC_RESIDUAL] if soc_head else [])
-    return [VOLTAGE] + ([SOC] if soc_head else [])
+        return ([VOLTAGE_RESIDUAL] + ([SOC_RESIDUAL] if soc_head else [])
+                + ([TEMPERATURE_RESIDUAL] if temperature_head else []))
+    return [VOLTAGE] + ([SOC] if soc_head else []) + ([TEMPERATURE] if temperature_head else [])
 
 
 def _stack(corpus: Corpus, ranges: dict[int, tuple[int, int]], names: list[str],
@@ -454,13 +467,14 @@ def fit_normalisation(corpus: Corpus, assignment: SplitAssignment, options: Feat
     keep = [k for k, name in enumerate(names) if std[k] > _resolution(name, mean[k])]
     if current not in keep:
         raise DataError("the training cells carry no current; a model of the residual needs current")
-    targets = target_names(family, options.soc_head)
-    if options.soc_head:
-        needed = (SOC, PHYSICS_SOC) if family == "hybrid" else (SOC,)
-        absent = [name for name in needed if any(name not in corpus.cells[i].columns for i in train)]
+    targets = target_names(family, options.soc_head, options.temperature_head)
+    for head, on, truth, physics in (("soc_head", options.soc_head, SOC, PHYSICS_SOC),
+                                     ("temperature_head", options.temperature_head, TEMPERATURE, PHYSICS_TEMPERATURE)):
+        needed = (truth, physics) if family == "hybrid" else (truth,)
+        absent = [name for name in needed if on and any(name not in corpus.cells[i].columns for i in train)]
         if absent:
-            raise ConfigError(f"features.soc_head = true, but the corpus has no '{absent[0]}' column; "
-                              "allowed: soc_head: false")
+            raise ConfigError(f"features.{head} = true, but the corpus has no '{absent[0]}' column; "
+                              f"allowed: {head}: false")
     target_values = _stack(corpus, train, targets, options.max_residual_V)
     target_std = [max(float(s), _TARGET_SCALE_FLOOR[name]) for s, name in zip(target_values.std(axis=0), targets)]
     return {
@@ -502,16 +516,28 @@ def cell_targets(cell: Cell, normalisation: dict[str, Any]) -> np.ndarray:
     return np.where(valid[:, None], (raw - mean) / std, 0.0).astype(np.float32)
 
 
-def decode_outputs(outputs: np.ndarray, cell: Cell,
-                   normalisation: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Model outputs (rows, targets), normalised -> (voltage [V], SOC or None) over the record."""
+class Decoded(NamedTuple):
+    """A model's estimates over one record: voltage [V], SOC and cell temperature [K] (None
+    without their heads)."""
+
+    voltage: np.ndarray
+    soc: np.ndarray | None
+    temperature_K: np.ndarray | None
+
+
+def decode_outputs(outputs: np.ndarray, cell: Cell, normalisation: dict[str, Any]) -> Decoded:
+    """Model outputs (rows, targets), normalised -> voltage, SOC and temperature over the record
+    (hybrids: the physics value plus the decoded residual)."""
     values = outputs * np.asarray(normalisation["target_std"]) + np.asarray(normalisation["target_mean"])
-    hybrid = normalisation["family"] == "hybrid"
-    voltage = values[:, 0] + (cell.columns[PHYSICS_VOLTAGE] if hybrid else 0.0)
-    soc = None
-    if len(normalisation["targets"]) > 1:
-        soc = values[:, 1] + (cell.columns[PHYSICS_SOC] if hybrid else 0.0)
-    return voltage, soc
+    targets = normalisation["targets"]
+
+    def estimate(residual: str, truth: str, physics: str) -> np.ndarray | None:
+        if residual in targets:
+            return values[:, targets.index(residual)] + cell.columns[physics]
+        return values[:, targets.index(truth)] if truth in targets else None
+
+    return Decoded(estimate(VOLTAGE_RESIDUAL, VOLTAGE, PHYSICS_VOLTAGE), estimate(SOC_RESIDUAL, SOC, PHYSICS_SOC),
+                   estimate(TEMPERATURE_RESIDUAL, TEMPERATURE, PHYSICS_TEMPERATURE))
 
 
 # --- batches ------------------------------------------------------------------------------

@@ -15,6 +15,9 @@ life, and the same predictions serve every section of the report:
 - ``soc``: state-of-charge error [% points] of each model's SOC output (hybrids: physics SOC +
   predicted SOC residual; black box: its SOC output; physics: the physics SOC) against the
   reference "State of charge".
+- ``temperature``: with a temperature head, cell temperature error [K] of each model's
+  temperature output (hybrids: physics temperature + predicted residual; black box: its
+  output; physics: the physics cell temperature) against the reference "Cell temperature [K]".
 - ``soh``: capacity error [% of the cell's first reference capacity check] at each capacity
   check (reference cycles tagged "capacity"). A model's capacity is the charge discharged
   until *its* voltage reaches the cut-off the cycler stopped at (the reference's minimum
@@ -44,9 +47,11 @@ from hybrid.data import (
     CHARGE,
     CURRENT,
     PHYSICS_SOC,
+    PHYSICS_TEMPERATURE,
     PHYSICS_VOLTAGE,
     SOC,
     SPLIT_NAMES,
+    TEMPERATURE,
     TIME,
     TIME_STEP,
     VOLTAGE,
@@ -106,10 +111,12 @@ def load_trained(path: str | Path, name: str) -> TrainedModel:
 
 @dataclass
 class RecordPrediction:
-    """A model's voltage [V] (rows,) and SOC (rows,) or None over one whole record."""
+    """A model's voltage [V] (rows,), SOC (rows,) or None and cell temperature [K] (rows,) or
+    None over one whole record."""
 
     voltage_V: np.ndarray
     soc: np.ndarray | None
+    temperature_K: np.ndarray | None = None
 
 
 @torch.no_grad()
@@ -117,12 +124,12 @@ def predict_record(trained: TrainedModel, cell: Cell) -> RecordPrediction:
     """Run ``trained`` over the whole record of ``cell`` in one causal pass from its first row."""
     inputs = torch.from_numpy(cell_inputs(cell, trained.normalisation)).unsqueeze(0)  # (1, time, features)
     outputs, _ = trained.model(inputs)  # (1, time, targets)
-    voltage, soc = decode_outputs(outputs[0].double().numpy(), cell, trained.normalisation)
-    return RecordPrediction(voltage, soc)
+    return RecordPrediction(*decode_outputs(outputs[0].double().numpy(), cell, trained.normalisation))
 
 
 def physics_prediction(cell: Cell) -> RecordPrediction:
-    return RecordPrediction(cell.columns[PHYSICS_VOLTAGE], cell.columns.get(PHYSICS_SOC))
+    return RecordPrediction(cell.columns[PHYSICS_VOLTAGE], cell.columns.get(PHYSICS_SOC),
+                            cell.columns.get(PHYSICS_TEMPERATURE))
 
 
 Predictions = dict[str, dict[int, RecordPrediction]]  # model -> sample_id -> prediction
@@ -160,6 +167,13 @@ def percent_stats(errors_pct: np.ndarray) -> dict[str, float]:
     errors = np.abs(np.asarray(errors_pct, dtype=float))
     return {"rmse_pct": float(np.sqrt(np.mean(errors ** 2))), "mae_pct": float(np.mean(errors)),
             "max_pct": float(np.max(errors)), "points": int(errors.size)}
+
+
+def kelvin_stats(errors_K: np.ndarray) -> dict[str, float]:
+    """RMSE, MAE and max |error| in K, and the number of points."""
+    errors = np.abs(np.asarray(errors_K, dtype=float))
+    return {"rmse_K": float(np.sqrt(np.mean(errors ** 2))), "mae_K": float(np.mean(errors)),
+            "max_K": float(np.max(errors)), "points": int(errors.size)}
 
 
 def timescale_masks(cell: Cell, options: EvaluationOptions) -> dict[str, np.ndarray]:
@@ -204,6 +218,20 @@ def _soc_table(corpus: Corpus, predictions: Predictions, masks: dict[int, np.nda
             table[name] = percent_stats(np.concatenate(
                 [100.0 * (prediction[i].soc - corpus.cells[i].columns[SOC])[mask] for i, mask in masks.items()]))
     return table
+
+
+def _temperature_table(corpus: Corpus, predictions: Predictions, masks: dict[int, np.ndarray]) -> dict[str, dict]:
+    """model -> cell temperature error stats [K] of the models that estimate it; {} unless a
+    trained model has a temperature head (physics alone is no table)."""
+    if not any(mask.any() for mask in masks.values()) or any(TEMPERATURE not in corpus.cells[i].columns for i in masks):
+        return {}
+    table = {}
+    for name, prediction in predictions.items():
+        if all(prediction[i].temperature_K is not None for i in masks):
+            errors = [(prediction[i].temperature_K - corpus.cells[i].columns[TEMPERATURE])[mask]
+                      for i, mask in masks.items()]
+            table[name] = kelvin_stats(np.concatenate(errors))
+    return table if set(table) - {PHYSICS} else {}
 
 
 def _long_horizon(corpus: Corpus, assignment: SplitAssignment, predictions: Predictions,
@@ -316,7 +344,7 @@ def evaluate_models(corpus: Corpus, assignment: SplitAssignment, models: list[Tr
     predictions, inference = predict_corpus(models, corpus, ids)
     names = list(predictions)
     checks = {i: capacity_checks(corpus.cells[i], predictions, options, max_residual_V) for i in ids}
-    report: dict[str, Any] = {key: {} for key in ("splits", "timescales", "soc", "soh", "validity")}
+    report: dict[str, Any] = {key: {} for key in ("splits", "timescales", "soc", "temperature", "soh", "validity")}
     for split in assignment.names():
         ranges = assignment.ranges[split]
         masks = _scored(corpus, ranges, max_residual_V)
@@ -328,11 +356,12 @@ def evaluate_models(corpus: Corpus, assignment: SplitAssignment, models: list[Tr
             for name, stats in table.items():
                 report["timescales"][split][name][timescale] = stats
         report["soc"][split] = _soc_table(corpus, predictions, masks)
+        report["temperature"][split] = _temperature_table(corpus, predictions, masks)
         report["soh"][split] = _soh_table(checks, ranges, names)
         rows = sum(stop - start for start, stop in ranges.values())
         report["validity"][split] = {"cells": len(ranges), "rows": rows,
                                      "invalid_rows": rows - sum(int(mask.sum()) for mask in masks.values())}
-    for key in ("soc", "soh"):
+    for key in ("soc", "temperature", "soh"):
         report[key] = {split: table for split, table in report[key].items() if table}
     report["long_horizon"] = _long_horizon(corpus, assignment, predictions, max_residual_V)
     report["throughput"] = {trained.name: {

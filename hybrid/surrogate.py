@@ -7,7 +7,9 @@ or in parallel through Ray; workers return numpy columns), builds the hybrid's o
 from the physics outputs exactly as in training (:func:`hybrid.data.cell_inputs` over the
 ``Physics ...`` columns of :data:`sim.sample.PHYSICS_COLUMNS`), adds the predicted residual in
 one batched forward pass over all designs (zero padding at the end, masked out by length) and
-scores the corrected trajectories with :func:`hybrid.metrics.trajectory_metrics`.
+scores the corrected trajectories with :func:`hybrid.metrics.trajectory_metrics`. The voltage is
+always corrected; the cell temperature too when the run has a temperature head
+(``features.temperature_head``), the physics one kept as ``Physics cell temperature [K]``.
 :class:`ReferenceModel` answers the same ``evaluate`` call with the corpus's plant (nominal
 cell: no cell-to-cell variability, no sensor), so the design loop and the benchmarks swap one
 for the other.
@@ -39,11 +41,11 @@ import torch
 from pydantic import Field
 from tqdm import tqdm
 
-from hybrid.data import AMBIENT, CURRENT, DESIGN_PREFIX, PHYSICS_SOC, PHYSICS_VOLTAGE, TIME, TIME_STEP, Cell, \
-    cell_inputs, decode_outputs
+from hybrid.data import AMBIENT, CURRENT, DESIGN_PREFIX, PHYSICS_SOC, PHYSICS_TEMPERATURE, PHYSICS_VOLTAGE, TIME, \
+    TIME_STEP, Cell, cell_inputs, decode_outputs
 from hybrid.evaluate import load_trained
-from hybrid.metrics import METRICS, PROTOCOL_VOLTAGE, VOLTAGE, MassModel, MetricOptions, cell_mass_volume, \
-    trajectory_metrics
+from hybrid.metrics import METRICS, PROTOCOL_VOLTAGE, TEMPERATURE, VOLTAGE, MassModel, MetricOptions, \
+    cell_mass_volume, trajectory_metrics
 from hybrid.models import require_causal
 from hybrid.pipeline import CHECKPOINT, CORPUS_MANIFEST, NORMALISATION, RUN_CONFIG
 from hybrid.train import torch_threads
@@ -362,10 +364,13 @@ class HybridSurrogate(RunModel):
             outputs, _ = self.trained.model(batch)  # (designs, time, targets); padding after each end is never read
         for row, k in enumerate(order):
             cell = cells[k]
-            voltage, soc = decode_outputs(outputs[row, :cell.rows].double().numpy(), cell, self.normalisation)
+            voltage, soc, temperature = decode_outputs(outputs[row, :cell.rows].double().numpy(), cell,
+                                                       self.normalisation)
             physics = results[k]["columns"]
             corrected[k] = {**physics, VOLTAGE: voltage, PHYSICS_VOLTAGE: physics[VOLTAGE],
                             PROTOCOL_VOLTAGE: physics[VOLTAGE], SOC: soc if soc is not None else physics[SOC]}
+            if temperature is not None:  # a temperature head: metrics read the corrected temperature
+                corrected[k].update({TEMPERATURE: temperature, PHYSICS_TEMPERATURE: physics[TEMPERATURE]})
         return corrected
 
     def _hybrid_cell(self, index: int, columns: dict[str, np.ndarray], design: dict[str, float],

@@ -1,5 +1,6 @@
 """Facts about corpus -> tensors: splits by cell, late life held out of training, online
-features only, train-only normalisation, zero current maps to a zero feature.
+features only, train-only normalisation, zero current maps to a zero feature, the temperature
+head's target is the reference minus the physics temperature and decodes back to the reference.
 
 The corpus here is synthetic, written with pandas in the on-disk contract format (no
 simulation), so every test runs in milliseconds.
@@ -28,7 +29,9 @@ from hybrid.data import (
     UnseenTemperatureSplit,
     assign_splits,
     cell_inputs,
+    cell_targets,
     check_online,
+    decode_outputs,
     fit_normalisation,
     load_corpus,
     make_batches,
@@ -247,6 +250,31 @@ def test_batches_pad_with_a_false_mask(corpus):
         assert not batch.mask[row, :start].any() and batch.mask[row, start:stop].all()
         assert not batch.mask[row, stop:].any() and torch.all(batch.inputs[row, stop:] == 0)
     assert batch.targets.shape[-1] == 2  # voltage and SOC
+
+
+@pytest.mark.parametrize("family", ["hybrid", "black_box"])
+def test_temperature_head_targets_the_temperature_residual_and_decodes_back(corpus, family):
+    assignment = assign_splits(corpus, SplitOptions(val_fraction=0.25, test_fraction=0.25))
+    normalisation = fit_normalisation(corpus, assignment, FeatureOptions(soc_head=True, temperature_head=True), family)
+    cell = corpus.cells[assignment.sample_ids("test")[0]]
+    reference, physics = cell.columns["Cell temperature [K]"], cell.columns["Physics cell temperature [K]"]
+    if family == "hybrid":
+        assert normalisation["targets"][-1] == "Cell temperature residual [K]"
+        np.testing.assert_array_equal(cell.column("Cell temperature residual [K]"), reference - physics)
+        assert np.ptp(reference - physics) > 1.0  # the synthetic plant heats with current, the physics does not
+    else:
+        assert normalisation["targets"][-1] == "Cell temperature [K]"
+    targets = cell_targets(cell, normalisation)  # (rows, 3): voltage, SOC, temperature
+    assert targets.shape == (cell.rows, 3)
+    mean, std = normalisation["target_mean"][-1], normalisation["target_std"][-1]
+    expected = reference - (physics if family == "hybrid" else 0.0)
+    np.testing.assert_allclose(targets[:, -1] * std + mean, expected, atol=1e-4)
+    decoded = decode_outputs(targets.astype(float), cell, normalisation)
+    np.testing.assert_allclose(decoded.temperature_K, reference, atol=1e-4)
+    np.testing.assert_allclose(decoded.voltage, cell.columns["Voltage [V]"], atol=1e-5)
+    np.testing.assert_allclose(decoded.soc, cell.columns["State of charge"], atol=1e-5)
+    without = fit_normalisation(corpus, assignment, FeatureOptions(), family)
+    assert decode_outputs(cell_targets(cell, without).astype(float), cell, without).temperature_K is None
 
 
 def test_rows_where_the_physics_solve_fails_are_masked_and_ignored(tmp_path):

@@ -92,6 +92,7 @@ def test_metrics_have_the_documented_shape(run):
     physics_quarters = report["long_horizon"]["physics"]["quarter_rmse_mV"]
     assert len(physics_quarters) == 4 and all(value > 0 for value in physics_quarters)
     assert report["soh"] == {}  # no capacity checks in the smoke protocols
+    assert report["temperature"] == {}  # no temperature head in the smoke run
     for name in ("black_box", "gru"):
         assert report["throughput"][name]["train_steps_per_s"] > 0
         assert report["throughput"][name]["inference_steps_per_s"] > 0
@@ -134,7 +135,7 @@ def test_checkpoint_reload_gives_identical_predictions(corpus_dir, tmp_path):
     for cell in corpus.cells.values():
         with torch.no_grad():
             direct, _ = model(torch.from_numpy(cell_inputs(cell, normalisation)).unsqueeze(0))  # (1, time, 2)
-        voltage, soc = decode_outputs(direct[0].double().numpy(), cell, normalisation)
+        voltage, soc, _ = decode_outputs(direct[0].double().numpy(), cell, normalisation)
         prediction = predict_record(reloaded, cell)
         np.testing.assert_array_equal(prediction.voltage_V, voltage)
         np.testing.assert_array_equal(prediction.soc, soc)

@@ -46,6 +46,7 @@ def test_quickstart_runs_every_stage_and_reports_their_numbers(tmp_path):
     for split, models in metrics["splits"].items():
         assert set(models) == {"physics", "black_box", "gru"}
         assert summary["headline"][split] == {model: figures["rmse_mV"] for model, figures in models.items()}
+        assert set(metrics["temperature"][split]) == {"physics", "black_box", "gru"}  # the temperature head
     report = (out / REPORT).read_text()
     assert f"| test | {metrics['splits']['test']['physics']['rmse_mV']:.1f} |" in report
     design = json.loads((out / "design" / "report.json").read_text())

@@ -1,8 +1,9 @@
 """Facts about the design metrics, the cell mass/volume model and the hybrid surrogate: the mass
 model matches a hand computation and the LG M50's size, the metrics read capacity, energy,
 pulse power, retention, plating margin and charge time off a trajectory as defined, the
-surrogate refuses (or flags) designs outside its training space, and its one batched
-residual pass equals designs evaluated one at a time."""
+surrogate refuses (or flags) designs outside its training space, its one batched
+residual pass equals designs evaluated one at a time, and with a temperature head its cell
+temperature (and max_temperature_K) is the physics one plus the decoded residual."""
 
 from __future__ import annotations
 
@@ -224,6 +225,40 @@ def test_one_batched_pass_equals_designs_one_at_a_time(run_dir):
         # the residual is a correction of the physics voltage, not a replacement
         residual = batched.columns["Voltage [V]"] - batched.columns["Physics voltage [V]"]
         assert 0 < np.max(np.abs(residual)) < 0.5
+
+
+class _WithTemperatureHead(torch.nn.Module):
+    """The run's model plus a temperature output: its voltage output + 0.5 (normalised)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model, self.causal = model, model.causal
+
+    def forward(self, inputs, state=None):
+        outputs, state = self.model(inputs, state)
+        return torch.cat([outputs, outputs[..., :1] + 0.5], dim=-1), state
+
+
+def test_temperature_head_corrects_the_surrogate_temperature_by_the_decoded_residual(run_dir):
+    design, protocol = [{"negative_porosity": 0.25}], HPPC(levels=1, relax_s=300)
+    plain, = HybridSurrogate(run_dir).evaluate(design, protocol)
+    surrogate = HybridSurrogate(run_dir)
+    surrogate.trained.model = _WithTemperatureHead(surrogate.trained.model)
+    normalisation = surrogate.normalisation
+    surrogate.normalisation = {**normalisation, "targets": [*normalisation["targets"], "Cell temperature residual [K]"],
+                               "target_mean": [*normalisation["target_mean"], 5.0],
+                               "target_std": [*normalisation["target_std"], 2.0]}
+    headed, = surrogate.evaluate(design, protocol)
+    columns = headed.columns
+    np.testing.assert_array_equal(columns["Physics cell temperature [K]"], plain.columns["Cell temperature [K]"])
+    np.testing.assert_allclose(columns["Voltage [V]"], plain.columns["Voltage [V]"])  # the voltage is untouched
+    voltage_output = ((columns["Voltage [V]"] - columns["Physics voltage [V]"] - normalisation["target_mean"][0])
+                      / normalisation["target_std"][0])
+    residual = columns["Cell temperature [K]"] - columns["Physics cell temperature [K]"]
+    np.testing.assert_allclose(residual, 5.0 + 2.0 * (voltage_output + 0.5), atol=1e-5)
+    assert headed.metrics["max_temperature_K"] == pytest.approx(columns["Cell temperature [K]"].max())
+    assert headed.metrics["max_temperature_K"] > plain.metrics["max_temperature_K"] + 3.0
+    assert "Physics cell temperature [K]" not in plain.columns  # no head: the physics temperature as is
 
 
 def test_reference_runs_the_plant_without_variability(run_dir):
