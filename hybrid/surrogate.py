@@ -27,6 +27,8 @@ its ``flags`` say what lies outside. A failed solve is data: status "failed", Na
 
 from __future__ import annotations
 
+import abc
+
 import contextlib
 import json
 import logging
@@ -165,7 +167,7 @@ def _gathered(ray, ref) -> dict[str, Any]:
                 "capacity_Ah": float("nan"), "window_V": (float("nan"), float("nan")), "wall_s": 0.0}
 
 
-class RunModel:
+class RunModel(abc.ABC):
     """What both evaluators share: the run's corpus spec, its design space, design checks,
     simulation and scoring. Subclasses choose the cell and fidelity and may correct the
     trajectories (:meth:`_correct`)."""
@@ -241,12 +243,14 @@ class RunModel:
 
     # --- what subclasses choose --------------------------------------------------------
 
+    @abc.abstractmethod
     def cell(self, design: dict[str, float], ambient_K: float, initial_soc: float) -> CellSpec:
-        raise NotImplementedError
+        """The CellSpec this model simulates for ``design`` (short names, SI units)."""
 
     @property
+    @abc.abstractmethod
     def fidelity(self) -> Fidelity:
-        raise NotImplementedError
+        """The PyBaMM fidelity this model simulates."""
 
     def _correct(self, results: list[dict[str, Any]], designs: list[dict[str, float]]) -> list[dict[str, np.ndarray]]:
         """Columns to score per result (surrogates add the residual); results with status
