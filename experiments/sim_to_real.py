@@ -4,7 +4,7 @@ Usage:
     python experiments/sim_to_real.py [--data-dir DIR] --out DIR [--quick]
         [--train-temps C ...] [--test-temps C ...] [--resample-period-s S]
         [--epochs N] [--pretrain-epochs N] [--hidden N] [--synthetic-cells N]
-        [--learning-rate LR] [--finetune-learning-rate LR] [--no-curve] [--work DIR] [--seed N]
+        [--learning-rate LR] [--validation-temp C] [--seeds N] [--no-curve] [--work DIR] [--seed N]
 
     --data-dir    the measured data (default: $HYBAT_REAL_DATA, else ../shared/data/real); the
                   A123 LFP dynamic tests are read from its a123_lfp_plett_dyn/ (never copied)
@@ -14,6 +14,13 @@ Usage:
     --test-temps  held-out temperatures (default -15 15)
     --work        where the paired corpora, the synthetic corpus and the runs go (default:
                   OUT/work); pairings and the synthetic corpus left there are resumed
+    --validation-temp  the training test used for model selection (default 5 degC: the only
+                  interior training temperature besides the calibration test, so, like the
+                  held-out tests, an interpolation between fitted temperatures; step 4)
+    --epochs      the largest epoch budget on measured data (default 40; a quarter and a half
+                  are tried too, step 4); --pretrain-epochs: on the synthetic corpus (default 20)
+    --seeds       trained models are trained with seeds SEED .. SEED+N-1 (default 3); tables give
+                  the mean and the standard deviation over seeds
     --no-curve    skip the data-efficiency curve
 
 The data hold one A123 cell (script 1 of each temperature: full to ~10 % SOC with a
@@ -26,10 +33,18 @@ same cell. Steps:
 2. fit the ECM (hybrid.ecm: OCV from the 25 degC C/30 tests in ocv/, R0 + 2 RC + one-state
    hysteresis + capacity per training temperature, linearly interpolated for held-out ones);
 3. generate the synthetic corpus configs/corpus/sim_to_real.yaml with the calibrated cell
-   as its physics model, and pretrain the residual hybrid on it;
-4. train on the measured training tests: a hybrid from scratch, the pretrained hybrid
-   fine-tuned, a black-box RNN; no test is spare for validation, so validation (best.pt) is
-   the training tests' loss;
+   as its physics model, plus one protocol per measured training test that replays that
+   test's current (inputs only; the plant's voltage is simulated), and pretrain the residual
+   hybrid on it (once per seed);
+4. model selection on a validation test, never on a held-out one: for every seed, fit on the
+   training tests except the one at --validation-temp and score the final weights on that one
+   (RMSE inside 5-95 % SOC, the tables' figure). Each trained model gets the epoch budget
+   (a quarter, half or all of --epochs) with the lowest mean over seeds; the fine-tuned hybrid
+   also the recipe among FINETUNE_CANDIDATES (learning rate, head only, L2-SP toward the
+   pretrained weights) or "no fine-tuning". Then train on all measured training tests with
+   those choices and keep the final weights: a hybrid from scratch, the pretrained hybrid
+   fine-tuned, a black-box RNN. Fine-tuning keeps the pretrained model's whole normalisation,
+   so it starts exactly at the synthetic-only model;
 5. score every model on every test: voltage RMSE [mV] over the whole record and inside
    5-95 % SOC, and the SOC mean absolute error [%] (reference SOC: coulomb counting of the
    cycler's charge counter from full, with the test's throughput capacity over scripts 1+2);
@@ -56,6 +71,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import torch  # noqa: E402
 
 from hybrid.data import (CHARGE, CURRENT, PHYSICS_SOC, PHYSICS_VOLTAGE, SOC, TIME, VOLTAGE, Corpus,  # noqa: E402
                          FeatureOptions, SplitAssignment, SplitOptions, assign_splits, fit_normalisation, load_corpus,
@@ -64,7 +80,7 @@ from hybrid.ecm import ECMParameters, ECMRecord, OCVCurve, fit_ecm, interpolate_
 from hybrid.evaluate import TrainedModel, load_trained, predict_record  # noqa: E402
 from hybrid.models import build_model, config_from_dict, config_to_dict  # noqa: E402
 from hybrid.pipeline import CHECKPOINT  # noqa: E402
-from hybrid.train import TrainConfig, fit, load_checkpoint, seed_everything  # noqa: E402
+from hybrid.train import TrainConfig, fit, load_checkpoint, seed_everything, torch_threads  # noqa: E402
 from sim.calibrate import Calibration  # noqa: E402
 from sim.config import load_config  # noqa: E402
 from sim.corpus import CorpusSpec, generate_corpus  # noqa: E402
@@ -108,14 +124,37 @@ class Settings:
     hidden_size: int
     synthetic_cells: int
     learning_rate: float
-    finetune_learning_rate: float
     truncation_steps: int
+    validation_temp_C: float
+    seeds: int
     curve: bool
     seed: int
 
+    @property
+    def seed_list(self) -> list[int]:
+        return [self.seed + k for k in range(self.seeds)]
+
 
 QUICK = dict(train_temps_C=(5.0, 25.0), test_temps_C=(15.0,), resample_period_s=60.0, epochs=2, pretrain_epochs=2,
-             hidden_size=8, synthetic_cells=2, truncation_steps=50)
+             hidden_size=8, synthetic_cells=2, truncation_steps=50, seeds=1)
+TRAINED = ("black_box", "hybrid_measured_only", "hybrid_pretrained_finetuned")
+LAST = "last.pt"  # measured-data runs keep their final weights: the epoch budget is chosen on validation
+
+
+@dataclass(frozen=True)
+class FineTune:
+    """A fine-tuning recipe: AdamW learning rate; freeze_rnn trains the linear head only; l2sp
+    adds l2sp * (w - w_pretrained) to every gradient (the L2-SP penalty l2sp/2 |w - w0|^2)."""
+
+    name: str
+    learning_rate: float
+    freeze_rnn: bool = False
+    l2sp: float = 0.0
+
+
+FINETUNE_CANDIDATES = (FineTune("lr 1e-3", 1e-3), FineTune("lr 3e-4", 3e-4), FineTune("lr 1e-4", 1e-4),
+                       FineTune("head only, lr 1e-3", 1e-3, freeze_rnn=True),
+                       FineTune("L2-SP 0.1, lr 1e-3", 1e-3, l2sp=0.1))
 
 
 # --- measured tests and pairing ---------------------------------------------------------
@@ -196,28 +235,37 @@ def ecm_predictions(corpus: Corpus, temperatures: dict[int, float], train_ids: l
 # --- training ---------------------------------------------------------------------------
 
 
-def by_test_assignment(train_ids: list[int], test_ids: list[int], rows: dict[int, int]) -> SplitAssignment:
-    """Training tests also serve as validation (no spare test); held-out tests are "test"."""
-    ranges = {"train": {i: (0, rows[i]) for i in train_ids}, "val": {i: (0, rows[i]) for i in train_ids}}
+def by_test_assignment(train_ids: list[int], test_ids: list[int], rows: dict[int, int],
+                       val_ids: list[int] | None = None) -> SplitAssignment:
+    """Whole tests per split; without ``val_ids`` the training tests also serve as validation
+    (the epoch count is then fixed beforehand, see select_by_validation); held-out tests are "test"."""
+    ranges = {"train": {i: (0, rows[i]) for i in train_ids},
+              "val": {i: (0, rows[i]) for i in (val_ids or train_ids)}}
     if test_ids:
         ranges["test"] = {i: (0, rows[i]) for i in test_ids}
     return SplitAssignment(ranges, {})
 
 
 def train_model(name: str, corpus: Corpus, assignment: SplitAssignment, normalisation: dict, model: dict,
-                config: TrainConfig, run_dir: Path, init_from: Path | None = None) -> TrainedModel:
+                config: TrainConfig, run_dir: Path, init_from: Path | None = None,
+                recipe: FineTune | None = None, checkpoint: str = CHECKPOINT) -> TrainedModel:
     """Train ``model`` (a config dict without sizes) on the train split, validating on val;
-    ``init_from`` starts from that checkpoint's weights (fine-tuning). Returns best.pt loaded.
+    ``init_from`` starts from that checkpoint's weights (fine-tuning with ``recipe``). Returns
+    ``checkpoint`` loaded (best.pt: lowest val loss; LAST: the weights after the last epoch).
     A run left in ``run_dir`` by the same command is reused when finished, resumed otherwise."""
     finished = run_dir / "finished.json"
     if finished.exists():
-        return load_trained(run_dir / CHECKPOINT, name)
+        return load_trained(run_dir / checkpoint, name)
     model_config = config_from_dict({**model, "input_size": len(normalisation["features"]),
                                      "output_size": len(normalisation["targets"])})
     seed_everything(config.seed)
     network = build_model(model_config)
     if init_from is not None:
         network.load_state_dict(load_checkpoint(init_from)["model_state"])
+        if recipe is not None and recipe.freeze_rnn:
+            network.rnn.requires_grad_(False)
+        if recipe is not None and recipe.l2sp > 0:
+            anchor_to_current_weights(network, recipe.l2sp)
     batches = {split: make_batches(corpus, assignment.ranges[split], normalisation, config.batch_size)
                for split in ("train", "val")}
     started = time.perf_counter()
@@ -228,48 +276,73 @@ def train_model(name: str, corpus: Corpus, assignment: SplitAssignment, normalis
     finished.write_text(json.dumps({"best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
                                     "epochs_run": result.epochs_run, "seconds": seconds}))
     log.info("%s trained in %.1f s (best epoch %d)", name, seconds, result.best_epoch)
-    return load_trained(run_dir / CHECKPOINT, name)
+    return load_trained(run_dir / checkpoint, name)
 
 
-def finetune_normalisation(pretrained: dict, measured: dict) -> dict:
-    """The pretrained model's feature scaling (what its weights expect) with the measured
-    targets' scaling (the residual on real data is larger than the plant's)."""
-    if pretrained["targets"] != measured["targets"]:
-        raise ConfigError(f"targets differ: pretrained {pretrained['targets']}, measured {measured['targets']}")
-    return {**pretrained, "target_mean": measured["target_mean"], "target_std": measured["target_std"]}
+def anchor_to_current_weights(network: torch.nn.Module, strength: float) -> None:
+    """L2-SP: add ``strength`` * (w - w0) to each trainable weight's gradient, w0 = its value now."""
+    for parameter in network.parameters():
+        if parameter.requires_grad:
+            start = parameter.detach().clone()
+            parameter.register_hook(lambda grad, p=parameter, w0=start: grad + strength * (p.detach() - w0))
 
 
-def train_config(settings: Settings, epochs: int, learning_rate: float) -> TrainConfig:
+def train_config(settings: Settings, epochs: int, learning_rate: float, seed: int) -> TrainConfig:
     return TrainConfig(epochs=epochs, batch_size=8, truncation_steps=settings.truncation_steps,
                        learning_rate=learning_rate, schedule="cosine", grad_clip=1.0,
-                       early_stopping_patience=max(epochs, 1), seed=settings.seed)
+                       early_stopping_patience=max(epochs, 1), seed=seed)
 
 
-def pretrain(settings: Settings, calibration: Calibration, work: Path) -> tuple[Path, dict]:
-    """Generate the synthetic corpus with the calibrated cell as physics and pretrain on it;
-    returns (checkpoint, facts)."""
-    spec = load_config(CORPUS_CONFIG, CorpusSpec)
-    spec = CorpusSpec.model_validate({**spec.model_dump(), "cells": settings.synthetic_cells,
-                                      "cell": calibration.apply(spec.cell).model_dump()})
+def profile_protocols(corpus: Corpus, train_ids: list[int], folder: Path) -> list[dict]:
+    """One corpus protocol per measured training test that replays its current (written to
+    ``folder`` as CSV), scaled to the same C-rate of the simulated cell: the measured tests are
+    ~10-14 h, net ~C/12 with strong regenerative charge and 40 % rest, which the generic drive
+    cycles (net C/5-1C, little charge) do not resemble."""
+    folder.mkdir(parents=True, exist_ok=True)
+    protocols = []
+    for sample_id in train_ids:
+        cell = corpus.cells[sample_id]
+        path = folder / f"test_{sample_id}.csv"
+        if not path.exists():
+            pd.DataFrame({"time_s": cell.columns[TIME], "current_A": cell.columns[CURRENT]}).to_csv(path, index=False)
+        peak_c_rate = float(np.max(np.abs(cell.columns[CURRENT])) / corpus.samples.loc[sample_id, "physics_capacity_Ah"])
+        protocols.append({"weight": 1.0, "protocol": {"kind": "dynamic", "current_csv": str(path),
+                                                      "peak_c_rate": round(peak_c_rate, 3)}})
+    return protocols
+
+
+def synthetic_corpus(settings: Settings, calibration: Calibration, measured: Corpus, train_ids: list[int],
+                     work: Path) -> tuple[Corpus, dict]:
+    """Generate (or resume) configs/corpus/sim_to_real.yaml with the calibrated cell as physics and
+    the training tests' current profiles added to its protocols; returns (corpus, facts)."""
+    spec = load_config(CORPUS_CONFIG, CorpusSpec).model_dump()
+    spec = CorpusSpec.model_validate({
+        **spec, "cells": settings.synthetic_cells, "cell": calibration.apply(CorpusSpec(**spec).cell).model_dump(),
+        "protocols": [*spec["protocols"], *profile_protocols(measured, train_ids, work / "profiles")]})
     out = work / "synthetic_corpus"
     started = time.perf_counter()
     manifest = generate_corpus(spec, out, resume=out.exists(), progress=False)
-    corpus_seconds = time.perf_counter() - started
     corpus = load_corpus(out)
     for cell in corpus.cells.values():  # the measured corpus's grid starts at 0 s too
         cell.columns[TIME] = cell.columns[TIME] - cell.columns[TIME][0]
+    protocols = corpus.samples["protocol"].astype(str)
+    return corpus, {"cells": manifest["counts"], "corpus_wall_s": round(time.perf_counter() - started, 1),
+                    "rows": int(sum(c.rows for c in corpus.cells.values())),
+                    "measured_profile_cells": int(protocols.str.contains("profiles").sum())}
+
+
+def pretrain(settings: Settings, corpus: Corpus, seed: int, work: Path) -> tuple[Path, dict]:
+    """Pretrain the residual hybrid on the synthetic corpus; returns (checkpoint, facts)."""
     if len(corpus.cells) >= 4:
         assignment = assign_splits(corpus, SplitOptions(seed=settings.seed, val_fraction=0.2, test_fraction=0.0))
     else:  # too few cells to spare one: validate on the training cells
         ids = corpus.sample_ids
         assignment = by_test_assignment(ids, [], {i: corpus.cells[i].rows for i in ids})
     normalisation = fit_normalisation(corpus, assignment, FEATURES, "hybrid")
-    run_dir = work / "runs" / "pretrained"
+    run_dir = work / "runs" / f"seed{seed}" / "pretrained"
     trained = train_model("pretrained", corpus, assignment, normalisation, hybrid_model(settings),
-                          train_config(settings, settings.pretrain_epochs, settings.learning_rate), run_dir)
-    return run_dir / CHECKPOINT, {"cells": manifest["counts"], "corpus_wall_s": round(corpus_seconds, 1),
-                                  "rows": int(sum(c.rows for c in corpus.cells.values())),
-                                  "train_cells": assignment.sample_ids("train"),
+                          train_config(settings, settings.pretrain_epochs, settings.learning_rate, seed), run_dir)
+    return run_dir / CHECKPOINT, {"train_cells": assignment.sample_ids("train"),
                                   "val_cells": assignment.sample_ids("val"), "best_epoch": trained.best_epoch}
 
 
@@ -299,9 +372,12 @@ def _rms(error_V: np.ndarray) -> float | None:
     return float(np.sqrt(np.mean(error_V ** 2)) * 1e3) if len(error_V) else None
 
 
-def model_predictions(trained: TrainedModel, corpus: Corpus) -> dict[int, dict]:
+def model_predictions(trained: TrainedModel, corpus: Corpus, ids: list[int] | None = None) -> dict[int, dict]:
+    """{test: {voltage, soc}} of ``trained`` on the tests ``ids`` (default: all)."""
     out = {}
     for sample_id, cell in corpus.cells.items():
+        if ids is not None and sample_id not in ids:
+            continue
         prediction = predict_record(trained, cell)
         out[sample_id] = {"voltage": prediction.voltage_V, "soc": prediction.soc}
     return out
@@ -323,6 +399,20 @@ def mean_over(scores: dict[int, dict], ids: list[int], key: str) -> float | None
     return float(np.mean(values)) if values else None
 
 
+KEYS = ("rmse_mV", "rmse_soc_5_95_mV", "soc_mae_pct")
+
+
+def over_seeds(values: list[float | None]) -> dict[str, float | None]:
+    """Mean and (population) standard deviation over seeds of per-seed figures."""
+    kept = [v for v in values if v is not None]
+    return {"mean": float(np.mean(kept)) if kept else None, "sd": float(np.std(kept)) if kept else None}
+
+
+def summarise(per_seed: list[dict[int, dict]], ids: list[int]) -> dict[str, dict[str, float | None]]:
+    """{key: {mean, sd}} of the test-averaged figure over seeds."""
+    return {key: over_seeds([mean_over(scores, ids, key) for scores in per_seed]) for key in KEYS}
+
+
 # --- the experiment ---------------------------------------------------------------------
 
 
@@ -334,6 +424,9 @@ def run(settings: Settings, data_dir: Path, out: Path, work: Path) -> dict[str, 
     if missing or set(settings.train_temps_C) & set(settings.test_temps_C):
         raise ConfigError(f"temperatures: train {settings.train_temps_C}, test {settings.test_temps_C}; allowed: "
                           f"disjoint sets from {sorted(files)} degC")
+    if settings.validation_temp_C not in settings.train_temps_C or len(settings.train_temps_C) < 2:
+        raise ConfigError(f"validation temperature {settings.validation_temp_C} degC: allowed: one of the training "
+                          f"temperatures {settings.train_temps_C} (at least two)")
     calibration_temp = min(settings.train_temps_C, key=lambda t: abs(t - 25.0))
     selected = [files[t] for t in wanted]
     timings: dict[str, float] = {}
@@ -353,49 +446,78 @@ def run(settings: Settings, data_dir: Path, out: Path, work: Path) -> dict[str, 
     assignment = by_test_assignment(train_ids, test_ids, rows)
 
     nominal_predictions = physics_predictions(nominal)
-    predictions: dict[str, dict[int, dict]] = {
+    fixed: dict[str, dict[int, dict]] = {
         "physics_nominal": {i: nominal_predictions[i] for i in calibrated.sample_ids if i in nominal_predictions},
         "physics_calibrated": physics_predictions(calibrated)}
     tick = time.perf_counter()
-    predictions["ecm"], ecm_fitted = ecm_predictions(calibrated, temperatures, train_ids, ocv_curve(data_dir))
+    fixed["ecm"], ecm_fitted = ecm_predictions(calibrated, temperatures, train_ids, ocv_curve(data_dir))
     timings["ecm_s"] = time.perf_counter() - tick
+    fixed_scores = score_all(fixed, calibrated)
 
     tick = time.perf_counter()
     calibration = Calibration(**json.loads((work / "paired_calibrated" / "manifest.json").read_text())["calibration"])
-    pretrained_checkpoint, pretraining = pretrain(settings, calibration, work)
+    synthetic, corpus_facts = synthetic_corpus(settings, calibration, calibrated, train_ids, work)
+    timings["synthetic_corpus_s"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    pretrained, pretraining = {}, {"corpus": corpus_facts}
+    for seed in settings.seed_list:
+        pretrained[seed], pretraining[f"seed{seed}"] = pretrain(settings, synthetic, seed, work)
     timings["pretraining_s"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    trained = train_measured(settings, calibrated, assignment, pretrained_checkpoint, work / "runs" / "all")
-    predictions.update({name: model_predictions(model, calibrated) for name, model in trained.items()})
-    timings["measured_training_s"] = time.perf_counter() - tick
+    selection = select_by_validation(settings, calibrated, train_ids, temperatures, rows, pretrained,
+                                     work / "runs" / "validation")
+    timings["validation_s"] = time.perf_counter() - tick
 
-    scores = score_all(predictions, calibrated)
+    tick = time.perf_counter()
+    per_seed: dict[str, list[dict[int, dict]]] = {model: [] for model in (*TRAINED, "hybrid_pretrained_zero_shot")}
+    first_predictions: dict[str, dict[int, dict]] = {}
+    for seed in settings.seed_list:
+        trained = train_measured(settings, calibrated, assignment, pretrained[seed], selection, seed,
+                                 work / "runs" / f"seed{seed}" / "all")
+        predictions = {name: model_predictions(model, calibrated) for name, model in trained.items()}
+        first_predictions = first_predictions or predictions
+        for name, by_test in score_all(predictions, calibrated).items():
+            per_seed[name].append(by_test)
+    timings["measured_training_s"] = time.perf_counter() - tick
+    for name, by_test in fixed_scores.items():
+        per_seed[name] = [by_test]
+
     curve = None
     if settings.curve:
         tick = time.perf_counter()
         curve = data_efficiency(settings, calibrated, train_ids, test_ids, temperatures, calibration_temp, rows,
-                                pretrained_checkpoint, work, scores)
+                                pretrained, selection, work, per_seed)
         timings["curve_s"] = time.perf_counter() - tick
 
+    ids = [*train_ids, *test_ids]
     figures = {
-        "experiment": "sim_to_real", "settings": settings.__dict__, "data_dir": str(data_dir),
+        "experiment": "sim_to_real", "settings": {**settings.__dict__, "seed_list": settings.seed_list},
+        "data_dir": str(data_dir),
         "tests": {str(i): {"file": files[temperatures[i]], "temperature_C": temperatures[i],
                            "role": "train" if i in train_ids else "held_out", "rows": rows[i],
                            "throughput_capacity_Ah": float(calibrated.samples.loc[i, "throughput_capacity_Ah"])}
                   for i in calibrated.sample_ids},
         "calibrated_on_C": calibration_temp, "calibration": calibration.values,
-        "summary": {model: {"held_out": {key: mean_over(scores[model], test_ids, key) for key in
-                                         ("rmse_mV", "rmse_soc_5_95_mV", "soc_mae_pct")},
-                            "train": {key: mean_over(scores[model], train_ids, key) for key in
-                                      ("rmse_mV", "rmse_soc_5_95_mV", "soc_mae_pct")}}
+        "selection": selection_summary(selection),
+        # mean over seeds of the test-averaged figure (deterministic models: one "seed")
+        "summary": {model: {"held_out": {k: v["mean"] for k, v in summarise(per_seed[model], test_ids).items()},
+                            "train": {k: v["mean"] for k, v in summarise(per_seed[model], train_ids).items()},
+                            "held_out_sd": {k: v["sd"] for k, v in summarise(per_seed[model], test_ids).items()},
+                            "train_sd": {k: v["sd"] for k, v in summarise(per_seed[model], train_ids).items()},
+                            "seeds": len(per_seed[model])}
                     for model in MODELS},
-        "per_test": {model: {str(i): value for i, value in scores[model].items()} for model in MODELS},
+        "per_test": {model: {str(i): {key: over_seeds([scores[i][key] for scores in per_seed[model] if i in scores])
+                                      for key in KEYS} for i in ids}
+                     for model in MODELS},
+        "per_test_per_seed": {model: [{str(i): value for i, value in scores.items()} for scores in per_seed[model]]
+                              for model in MODELS},
         "ecm_parameters": {str(t): p.to_dict() for t, p in sorted(ecm_fitted.items())},
         "pretraining": pretraining, "data_efficiency": curve,
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
     }
     out.mkdir(parents=True, exist_ok=True)
+    predictions = {**fixed, **first_predictions}
     figures["plots"] = [str(path) for path in write_plots(calibrated, predictions, test_ids, temperatures, curve, out)]
     figures["wall_s"] = round(time.perf_counter() - started, 1)
     (out / "figures.json").write_text(json.dumps(figures, indent=1, default=_json_default))
@@ -403,63 +525,145 @@ def run(settings: Settings, data_dir: Path, out: Path, work: Path) -> dict[str, 
     return figures
 
 
+@dataclass
+class Selection:
+    """What the validation test chose: the fine-tuning recipe (None: keep the pretrained
+    weights) and each trained model's epoch budget (0 for the fine-tuned hybrid: no fine-tuning)."""
+
+    recipe: FineTune | None
+    epochs: dict[str, int]
+    validation_temp_C: float
+    candidates: list[dict]
+
+
+def epoch_budgets(settings: Settings) -> list[int]:
+    """The epoch budgets tried on the validation test: a quarter, half and all of --epochs."""
+    return sorted({max(1, settings.epochs // 4), max(1, settings.epochs // 2), settings.epochs})
+
+
+def select_by_validation(settings: Settings, corpus: Corpus, train_ids: list[int], temperatures: dict[int, float],
+                         rows: dict[int, int], pretrained: dict[int, Path], run_dir: Path) -> Selection:
+    """Fit on the training tests but the one at settings.validation_temp_C, for every seed, and
+    score the final weights (last.pt) on that one by RMSE inside 5-95 % SOC, the figure the
+    tables report. Each model gets the epoch budget with the lowest mean over seeds; the
+    fine-tuned hybrid also the recipe, "no fine-tuning" (the pretrained weights) included."""
+    val_ids = [i for i in train_ids if temperatures[i] == settings.validation_temp_C]
+    fit_ids = [i for i in train_ids if i not in val_ids]
+    assignment = by_test_assignment(fit_ids, [], rows, val_ids=val_ids)
+    norms = {family: fit_normalisation(corpus, assignment, FEATURES, family) for family in ("hybrid", "black_box")}
+    models = {"black_box": {**hybrid_model(settings), "kind": "black_box"}, "hybrid_measured_only": hybrid_model(settings)}
+    errors: dict[tuple[str, str, int], list[float]] = {}
+
+    def validate(key: tuple[str, str, int], model: TrainedModel) -> None:
+        errors.setdefault(key, []).append(
+            mean_over(score_all({"m": model_predictions(model, corpus, val_ids)}, corpus)["m"], val_ids,
+                      "rmse_soc_5_95_mV"))
+
+    for seed in settings.seed_list:
+        validate(("hybrid_pretrained_finetuned", "no fine-tuning", 0), load_trained(pretrained[seed], "pretrained"))
+        pretrained_norm = load_trained(pretrained[seed], "pretrained").normalisation
+        for epochs in epoch_budgets(settings):
+            folder = run_dir / f"seed{seed}" / f"{epochs}_epochs"
+            for name, model in models.items():
+                family = "black_box" if name == "black_box" else "hybrid"
+                validate((name, "from scratch", epochs), train_model(
+                    name, corpus, assignment, norms[family], model,
+                    train_config(settings, epochs, settings.learning_rate, seed), folder / name, checkpoint=LAST))
+            for recipe in FINETUNE_CANDIDATES:
+                validate(("hybrid_pretrained_finetuned", recipe.name, epochs), train_model(
+                    recipe.name, corpus, assignment, pretrained_norm, hybrid_model(settings),
+                    train_config(settings, epochs, recipe.learning_rate, seed),
+                    folder / recipe.name.replace(" ", "_").replace(",", ""), init_from=pretrained[seed],
+                    recipe=recipe, checkpoint=LAST))
+    candidates = [{"model": model, "recipe": recipe, "epochs": epochs, **over_seeds(values)}
+                  for (model, recipe, epochs), values in errors.items()]
+    chosen = {model: min((c for c in candidates if c["model"] == model), key=lambda c: c["mean"])
+              for model in TRAINED}
+    recipes = {recipe.name: recipe for recipe in FINETUNE_CANDIDATES}
+    finetuned = chosen["hybrid_pretrained_finetuned"]
+    log.info("validation at %g degC chose %s", settings.validation_temp_C,
+             {model: (c["recipe"], c["epochs"]) for model, c in chosen.items()})
+    return Selection(recipes.get(finetuned["recipe"]), {model: c["epochs"] for model, c in chosen.items()},
+                     settings.validation_temp_C, candidates)
+
+
+def selection_summary(selection: Selection) -> dict:
+    return {"validation_temp_C": selection.validation_temp_C,
+            "recipe": selection.recipe.__dict__ if selection.recipe else {"name": "no fine-tuning"},
+            "epochs": selection.epochs, "candidates": selection.candidates}
+
+
 def train_measured(settings: Settings, corpus: Corpus, assignment: SplitAssignment, pretrained: Path,
-                   run_dir: Path) -> dict[str, TrainedModel]:
-    """Black box, hybrid from scratch, pretrained hybrid as is and fine-tuned, on ``assignment``'s train tests."""
+                   selection: Selection, seed: int, run_dir: Path) -> dict[str, TrainedModel]:
+    """Black box, hybrid from scratch, pretrained hybrid as is and fine-tuned, on ``assignment``'s
+    train tests, for the epochs and the recipe the validation test chose."""
     hybrid_norm = fit_normalisation(corpus, assignment, FEATURES, "hybrid")
     black_box_norm = fit_normalisation(corpus, assignment, FEATURES, "black_box")
-    from_scratch = train_config(settings, settings.epochs, settings.learning_rate)
-    finetune = train_config(settings, settings.epochs, settings.finetune_learning_rate)
     pretrained_model = load_trained(pretrained, "hybrid_pretrained_zero_shot")
-    black_box = {**hybrid_model(settings), "kind": "black_box"}
     return {
-        "black_box": train_model("black_box", corpus, assignment, black_box_norm, black_box, from_scratch,
-                                 run_dir / "black_box"),
-        "hybrid_measured_only": train_model("hybrid_measured_only", corpus, assignment, hybrid_norm,
-                                            hybrid_model(settings), from_scratch, run_dir / "hybrid_measured_only"),
+        "black_box": train_model("black_box", corpus, assignment, black_box_norm,
+                                 {**hybrid_model(settings), "kind": "black_box"},
+                                 train_config(settings, selection.epochs["black_box"], settings.learning_rate, seed),
+                                 run_dir / "black_box", checkpoint=LAST),
+        "hybrid_measured_only": train_model(
+            "hybrid_measured_only", corpus, assignment, hybrid_norm, hybrid_model(settings),
+            train_config(settings, selection.epochs["hybrid_measured_only"], settings.learning_rate, seed),
+            run_dir / "hybrid_measured_only", checkpoint=LAST),
         "hybrid_pretrained_zero_shot": pretrained_model,
-        "hybrid_pretrained_finetuned": train_model(
-            "hybrid_pretrained_finetuned", corpus, assignment,
-            finetune_normalisation(pretrained_model.normalisation, hybrid_norm), hybrid_model(settings), finetune,
-            run_dir / "hybrid_pretrained_finetuned", init_from=pretrained),
+        "hybrid_pretrained_finetuned": finetune(settings, corpus, assignment, pretrained, selection, seed,
+                                                run_dir / "hybrid_pretrained_finetuned"),
     }
+
+
+def finetune(settings: Settings, corpus: Corpus, assignment: SplitAssignment, pretrained: Path,
+             selection: Selection, seed: int, run_dir: Path) -> TrainedModel:
+    """The pretrained hybrid fine-tuned with the chosen recipe, in the pretrained normalisation
+    (so epoch 0 is the synthetic-only model); 0 chosen epochs: the pretrained model as is."""
+    epochs = selection.epochs["hybrid_pretrained_finetuned"]
+    if selection.recipe is None or epochs == 0:
+        return load_trained(pretrained, "hybrid_pretrained_finetuned")
+    return train_model("hybrid_pretrained_finetuned", corpus, assignment,
+                       load_trained(pretrained, "pretrained").normalisation, hybrid_model(settings),
+                       train_config(settings, epochs, selection.recipe.learning_rate, seed), run_dir,
+                       init_from=pretrained, recipe=selection.recipe, checkpoint=LAST)
 
 
 def data_efficiency(settings: Settings, corpus: Corpus, train_ids: list[int], test_ids: list[int],
                     temperatures: dict[int, float], calibration_temp: float, rows: dict[int, int],
-                    pretrained: Path, work: Path, scores: dict[str, dict[int, dict]]) -> dict[str, Any]:
-    """Held-out error of the scratch and fine-tuned hybrids trained on the first n training
-    tests (the calibration test first, then the given order), n = 1 .. all."""
+                    pretrained: dict[int, Path], selection: Selection, work: Path,
+                    per_seed: dict[str, list[dict[int, dict]]]) -> dict[str, Any]:
+    """Held-out error (mean and sd over seeds) of the scratch and fine-tuned hybrids trained on
+    the first n training tests (the calibration test first, then the given order), n = 1 .. all,
+    with the epochs and recipe of the validation test."""
     order = sorted(train_ids, key=lambda i: (temperatures[i] != calibration_temp,
                                              settings.train_temps_C.index(temperatures[i])))
+    names = ("hybrid_measured_only", "hybrid_pretrained_finetuned")
     points = []
-    pretrained_norm = load_trained(pretrained, "pretrained").normalisation
     for count in range(1, len(order) + 1):
         subset = order[:count]
-        if count == len(order):  # the main run
-            point_scores = {name: scores[name] for name in ("hybrid_measured_only", "hybrid_pretrained_finetuned")}
-        else:
+        seed_scores: dict[str, list[dict[int, dict]]] = {name: [] for name in names}
+        for k, seed in enumerate(settings.seed_list):
+            if count == len(order):  # the main run
+                for name in names:
+                    seed_scores[name].append(per_seed[name][k])
+                continue
             assignment = by_test_assignment(subset, test_ids, rows)
-            hybrid_norm = fit_normalisation(corpus, assignment, FEATURES, "hybrid")
-            run_dir = work / "runs" / f"first_{count}"
+            run_dir = work / "runs" / f"seed{seed}" / f"first_{count}"
             models = {
                 "hybrid_measured_only": train_model(
-                    "hybrid_measured_only", corpus, assignment, hybrid_norm, hybrid_model(settings),
-                    train_config(settings, settings.epochs, settings.learning_rate), run_dir / "hybrid_measured_only"),
-                "hybrid_pretrained_finetuned": train_model(
-                    "hybrid_pretrained_finetuned", corpus, assignment,
-                    finetune_normalisation(pretrained_norm, hybrid_norm), hybrid_model(settings),
-                    train_config(settings, settings.epochs, settings.finetune_learning_rate),
-                    run_dir / "hybrid_pretrained_finetuned", init_from=pretrained)}
-            point_scores = score_all({name: model_predictions(model, corpus) for name, model in models.items()}, corpus)
+                    "hybrid_measured_only", corpus, assignment, fit_normalisation(corpus, assignment, FEATURES, "hybrid"),
+                    hybrid_model(settings),
+                    train_config(settings, selection.epochs["hybrid_measured_only"], settings.learning_rate, seed),
+                    run_dir / "hybrid_measured_only", checkpoint=LAST),
+                "hybrid_pretrained_finetuned": finetune(settings, corpus, assignment, pretrained[seed], selection,
+                                                        seed, run_dir / "hybrid_pretrained_finetuned")}
+            for name, by_test in score_all({n: model_predictions(m, corpus) for n, m in models.items()},
+                                           corpus).items():
+                seed_scores[name].append(by_test)
         points.append({"tests": count, "temperatures_C": [temperatures[i] for i in subset],
-                       **{name: {key: mean_over(point_scores[name], test_ids, key)
-                                 for key in ("rmse_mV", "rmse_soc_5_95_mV")} for name in point_scores}})
-    zero_shot = {key: mean_over(scores["hybrid_pretrained_zero_shot"], test_ids, key)
-                 for key in ("rmse_mV", "rmse_soc_5_95_mV")}
-    return {"points": points, "zero_shot": zero_shot,
-            "physics_calibrated": {key: mean_over(scores["physics_calibrated"], test_ids, key)
-                                   for key in ("rmse_mV", "rmse_soc_5_95_mV")}}
+                       **{name: summarise(seed_scores[name], test_ids) for name in names}})
+    return {"points": points, "zero_shot": summarise(per_seed["hybrid_pretrained_zero_shot"], test_ids),
+            "physics_calibrated": summarise(per_seed["physics_calibrated"], test_ids)}
 
 
 # --- outputs ----------------------------------------------------------------------------
@@ -468,34 +672,58 @@ def data_efficiency(settings: Settings, corpus: Corpus, train_ids: list[int], te
 def markdown(figures: dict, train_ids: list[int], test_ids: list[int], temperatures: dict[int, float]) -> str:
     held = ", ".join(f"{temperatures[i]:g}" for i in test_ids)
     seen = ", ".join(f"{temperatures[i]:g}" for i in train_ids)
+    seeds = figures["settings"]["seeds"]
+    selection = figures["selection"]
     lines = [f"Held-out A123 dynamic tests at {held} °C (trained / fitted on {seen} °C; "
-             f"{figures['settings']['resample_period_s']:g} s grid). Voltage RMSE [mV], SOC MAE [%].", "",
+             f"{figures['settings']['resample_period_s']:g} s grid). Voltage RMSE [mV], SOC MAE [%]; trained models: "
+             f"mean ± sd over {seeds} seed(s) of the test-averaged figure.", "",
              "| model | held-out RMSE | held-out RMSE 5–95 % SOC | held-out SOC MAE | train RMSE 5–95 % SOC |",
              "|---|---|---|---|---|"]
     for model in MODELS:
         summary = figures["summary"][model]
-        lines.append(f"| {LABELS[model]} | {_fmt(summary['held_out']['rmse_mV'])} "
-                     f"| {_fmt(summary['held_out']['rmse_soc_5_95_mV'])} "
-                     f"| {_fmt(summary['held_out']['soc_mae_pct'], 2)} "
-                     f"| {_fmt(summary['train']['rmse_soc_5_95_mV'])} |")
+        lines.append(f"| {LABELS[model]} | {_pm(summary, 'held_out', 'rmse_mV')} "
+                     f"| {_pm(summary, 'held_out', 'rmse_soc_5_95_mV')} "
+                     f"| {_pm(summary, 'held_out', 'soc_mae_pct', 2)} "
+                     f"| {_pm(summary, 'train', 'rmse_soc_5_95_mV')} |")
     ids = [*train_ids, *test_ids]
-    lines += ["", "Per test, RMSE over the record / inside 5–95 % SOC [mV] (* = held out):", "",
+    lines += ["", "Per test, RMSE over the record / inside 5–95 % SOC [mV] (* = held out; mean over seeds):", "",
               "| model | " + " | ".join(f"{temperatures[i]:g} °C{'*' if i in test_ids else ''}" for i in ids) + " |",
               "|---" * (len(ids) + 1) + "|"]
     for model in MODELS:
         cells = [figures["per_test"][model].get(str(i)) for i in ids]
         lines.append(f"| {model} | " + " | ".join(
-            "–" if c is None else f"{_fmt(c['rmse_mV'])} / {_fmt(c['rmse_soc_5_95_mV'])}" for c in cells) + " |")
+            f"{_fmt(c['rmse_mV']['mean'])} / {_fmt(c['rmse_soc_5_95_mV']['mean'])}"
+            + (f" ±{c['rmse_soc_5_95_mV']['sd']:.1f}" if figures["summary"][model]["seeds"] > 1 else "")
+            for c in cells) + " |")
+    lines += ["", f"Model selection on the {selection['validation_temp_C']:g} °C training test (fitted on the other "
+              "training tests, final weights, mean ± sd over seeds; the held-out tests play no part). Chosen: "
+              f"fine-tuning \"{selection['recipe']['name']}\"; epochs {selection['epochs']}.", "",
+              "| model | recipe | epochs | validation RMSE 5–95 % SOC [mV] |", "|---|---|---|---|"]
+    for c in sorted(selection["candidates"], key=lambda c: (c["model"], c["recipe"], c["epochs"])):
+        lines.append(f"| {c['model']} | {c['recipe']} | {c['epochs']} | {_fmt(c['mean'])} ± {_fmt(c['sd'])} |")
     curve = figures.get("data_efficiency")
     if curve:
-        lines += ["", "Data efficiency: mean held-out RMSE 5–95 % SOC [mV] against measured training tests used:",
-                  "", "| tests (°C) | from scratch | pretrained + fine-tuned |", "|---|---|---|",
-                  f"| 0 (synthetic only) | – | {_fmt(curve['zero_shot']['rmse_soc_5_95_mV'])} |"]
+        lines += ["", "Data efficiency: mean held-out RMSE 5–95 % SOC [mV] (± sd over seeds) against measured "
+                  "training tests used:", "", "| tests (°C) | from scratch | pretrained + fine-tuned |", "|---|---|---|",
+                  f"| 0 (synthetic only) | – | {_pm(curve, 'zero_shot', 'rmse_soc_5_95_mV', split=True)} |"]
         for point in curve["points"]:
             lines.append(f"| {point['tests']} ({', '.join(f'{t:g}' for t in point['temperatures_C'])}) "
-                         f"| {_fmt(point['hybrid_measured_only']['rmse_soc_5_95_mV'])} "
-                         f"| {_fmt(point['hybrid_pretrained_finetuned']['rmse_soc_5_95_mV'])} |")
+                         f"| {_pm(point, 'hybrid_measured_only', 'rmse_soc_5_95_mV', split=True)} "
+                         f"| {_pm(point, 'hybrid_pretrained_finetuned', 'rmse_soc_5_95_mV', split=True)} |")
     return "\n".join(lines)
+
+
+def _pm(block: dict, part: str, key: str, digits: int = 1, split: bool = False) -> str:
+    """"mean ± sd" from a summary ({part: {key: mean}, part_sd: {key: sd}}) or, with ``split``,
+    from {part: {key: {mean, sd}}}; the sd is left out for a single seed."""
+    if split:
+        mean, sd = block[part][key]["mean"], block[part][key]["sd"]
+        several = True
+    else:
+        mean, sd, several = block[part][key], block[f"{part}_sd"][key], block["seeds"] > 1
+    if mean is None:
+        return "–"
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}" if several and sd is not None else f"{mean:.{digits}f}"
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -527,9 +755,12 @@ def write_plots(corpus: Corpus, predictions: dict[str, dict[int, dict]], test_id
         counts = [p["tests"] for p in curve["points"]]
         for name, label in (("hybrid_measured_only", "from scratch"),
                             ("hybrid_pretrained_finetuned", "pretrained + fine-tuned")):
-            axis.plot(counts, [p[name]["rmse_soc_5_95_mV"] for p in curve["points"]], "o-", label=label)
-        axis.axhline(curve["physics_calibrated"]["rmse_soc_5_95_mV"], color="grey", ls="--", label="calibrated physics")
-        axis.axhline(curve["zero_shot"]["rmse_soc_5_95_mV"], color="tab:green", ls=":",
+            axis.errorbar(counts, [p[name]["rmse_soc_5_95_mV"]["mean"] for p in curve["points"]],
+                          yerr=[p[name]["rmse_soc_5_95_mV"]["sd"] or 0.0 for p in curve["points"]],
+                          fmt="o-", capsize=3, label=label)
+        axis.axhline(curve["physics_calibrated"]["rmse_soc_5_95_mV"]["mean"], color="grey", ls="--",
+                     label="calibrated physics")
+        axis.axhline(curve["zero_shot"]["rmse_soc_5_95_mV"]["mean"], color="tab:green", ls=":",
                      label="synthetic pretraining only")
         axis.set_xticks(counts)
         axis.set_xlabel("measured training tests used")
@@ -563,7 +794,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--hidden", type=int, default=None)
     parser.add_argument("--synthetic-cells", type=int, default=None)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
-    parser.add_argument("--finetune-learning-rate", type=float, default=1e-3)
+    parser.add_argument("--validation-temp", type=float, default=5.0)
+    parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--no-curve", action="store_true")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -572,15 +804,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     defaults = dict(train_temps_C=(-25.0, 5.0, 25.0, 45.0), test_temps_C=(-15.0, 15.0), resample_period_s=10.0,
-                    epochs=40, pretrain_epochs=30, hidden_size=32, synthetic_cells=24, truncation_steps=100)
+                    epochs=40, pretrain_epochs=20, hidden_size=32, synthetic_cells=24, truncation_steps=100, seeds=3)
     if args.quick:
         defaults.update(QUICK)
     given = dict(train_temps_C=args.train_temps and tuple(args.train_temps),
                  test_temps_C=args.test_temps and tuple(args.test_temps), resample_period_s=args.resample_period_s,
                  epochs=args.epochs, pretrain_epochs=args.pretrain_epochs, hidden_size=args.hidden,
-                 synthetic_cells=args.synthetic_cells)
+                 synthetic_cells=args.synthetic_cells, seeds=args.seeds)
     defaults.update({key: value for key, value in given.items() if value is not None})
-    return Settings(**defaults, learning_rate=args.learning_rate, finetune_learning_rate=args.finetune_learning_rate,
+    return Settings(**defaults, learning_rate=args.learning_rate, validation_temp_C=args.validation_temp,
                     curve=not args.no_curve, seed=args.seed)
 
 
@@ -592,7 +824,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data_dir = args.data_dir.resolve()
     os.environ[REAL_DATA_VARIABLE] = str(data_dir)  # the pairing config reads ${HYBAT_REAL_DATA}
     settings = settings_from(args)
-    figures = run(settings, data_dir, args.out, args.work or args.out / "work")
+    with torch_threads(1):  # predictions too: small RNNs gain nothing from more (see TrainConfig.threads)
+        figures = run(settings, data_dir, args.out, args.work or args.out / "work")
     print((args.out / "results.md").read_text())
     print(json.dumps({key: figures[key] for key in ("experiment", "summary", "data_efficiency", "timings_s", "wall_s")},
                      default=_json_default))

@@ -48,6 +48,14 @@ def test_quick_run_scores_every_model_on_held_out_tests(tmp_path):
     assert summary["physics_calibrated"]["held_out"]["rmse_mV"] < summary["physics_nominal"]["held_out"]["rmse_mV"]
     # SOC of the calibrated physics is coulomb counting with a calibrated capacity: within a few %
     assert summary["physics_calibrated"]["held_out"]["soc_mae_pct"] < 3.0
+    # model selection ran on a training test, never on a held-out one, and chose a known recipe
+    selection = figures["selection"]
+    validation = [t for t in figures["tests"].values() if t["temperature_C"] == selection["validation_temp_C"]]
+    assert [t["role"] for t in validation] == ["train"]
+    assert selection["recipe"]["name"] in {"no fine-tuning", *(r.name for r in experiment.FINETUNE_CANDIDATES)}
+    # fine-tuning for 0 epochs keeps the pretrained model; either way it starts from it
+    if selection["epochs"]["hybrid_pretrained_finetuned"] == 0:
+        assert summary["hybrid_pretrained_finetuned"] == summary["hybrid_pretrained_zero_shot"]
     # the data-efficiency curve has one point per number of training tests
     points = figures["data_efficiency"]["points"]
     assert [point["tests"] for point in points] == [1, 2]
