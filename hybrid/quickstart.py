@@ -104,6 +104,10 @@ def report_markdown(summary: dict[str, Any], metrics: dict[str, Any], design_dir
     for model, scales in metrics["timescales"][split].items():
         lines.append(f"| {model} | " + " | ".join(
             f"{scales[key]['rmse_mV']:.1f}" if key in scales else "-" for key in TIMESCALES) + " |")
+    temperature = metrics.get("temperature", {}).get(split)
+    if temperature:
+        lines += ["", f"Cell temperature RMSE on the {split} split [K]: " + ", ".join(
+            f"{model} {figures['rmse_K']:.2f}" for model, figures in temperature.items()) + "."]
     lines += ["", "Throughput on this CPU [sequence-steps/s]: " + ", ".join(
         f"{model} train {figures['train_steps_per_s']:.0f}, inference {figures['inference_steps_per_s']:.0f}"
         for model, figures in metrics["throughput"].items()), ""]

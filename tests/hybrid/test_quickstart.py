@@ -52,6 +52,7 @@ def test_quickstart_runs_every_stage_and_reports_their_numbers(tmp_path):
     design = json.loads((out / "design" / "report.json").read_text())
     assert summary["design"]["reference_evaluations"] == design["reference_evaluations"] == 1
     assert summary["design"]["surrogate_evaluations"] == 4
+    assert f"gru {metrics['temperature']['test']['gru']['rmse_K']:.2f}" in report
     assert "## Design loop" in report and "surrogate / reference" in report
     assert json.loads((out / SUMMARY).read_text())["headline"] == summary["headline"]
 
