@@ -39,6 +39,7 @@ import optuna
 from pydantic import Field, model_validator
 from tqdm import tqdm
 
+from hybrid.active import ActiveLearningOptions, fine_tune, paired_cell
 from hybrid.metrics import METRICS, MassModel, MetricOptions
 from hybrid.surrogate import DesignEvaluation, HybridSurrogate, OperatingConditions, ReferenceModel, RunModel, \
     ray_runtime
@@ -234,6 +235,8 @@ class DesignProblem(StrictModel):
     fixed: design variables held at a value (others not in variables take the parameter set's).
     protocols: name -> protocol (any hybat protocol kind, or fast_charge).
     conditions: ambient temperature and starting SOC (defaults: the training corpus's).
+    verify / active_learning: how the picks are checked on the reference, and whether the
+        residual is then fine-tuned on them for another search (:mod:`hybrid.active`).
     model: the hybrid of the run to use (default: its first).
     backend / workers: how the surrogate and reference solve a batch (serial or ray).
     """
@@ -249,6 +252,7 @@ class DesignProblem(StrictModel):
     metric_options: MetricOptions = MetricOptions()
     optimiser: OptimiserOptions = OptimiserOptions()
     verify: VerifyOptions = VerifyOptions()
+    active_learning: ActiveLearningOptions = ActiveLearningOptions()
     model: str | None = None
     backend: Literal["serial", "ray"] = "serial"
     workers: int | None = Field(None, ge=1)
@@ -338,6 +342,7 @@ class Candidate:
     status: str = "ok"
     message: str = ""
     flags: list[str] = field(default_factory=list)
+    trajectories: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)  # protocol -> columns
 
     def value(self, problem: DesignProblem, target: Objective | Constraint) -> float:
         return self.metrics.get(problem.protocol_of(target), {}).get(target.metric, float("nan"))
@@ -409,6 +414,7 @@ def evaluate_candidates(problem: DesignProblem, model: RunModel, params_list: Se
 
 def _record(candidate: Candidate, protocol: str, evaluation: DesignEvaluation) -> None:
     candidate.metrics[protocol] = dict(evaluation.metrics)
+    candidate.trajectories[protocol] = evaluation.columns
     candidate.flags += [flag for flag in evaluation.flags if flag not in candidate.flags]
     if evaluation.status != "ok" and candidate.status == "ok":
         candidate.status = evaluation.status
@@ -442,8 +448,8 @@ def optimise(problem: DesignProblem, model: RunModel, out_dir: str | Path, *, pr
                                 sampler=make_sampler(problem.optimiser),
                                 directions=problem.directions)
     # what defines the trials: everything but how many, how they are verified and where they run
-    fingerprint = problem.model_dump_json(exclude={"optimiser": {"trials"}, "verify": True, "backend": True,
-                                                   "workers": True})
+    fingerprint = problem.model_dump_json(exclude={"optimiser": {"trials"}, "verify": True, "active_learning": True,
+                                                   "backend": True, "workers": True})
     if study.user_attrs.get("problem", fingerprint) != fingerprint:
         raise ConfigError(f"out_dir {out_dir}: {STUDY_FILE} holds a study of another problem '{problem.name}'; "
                           "allowed: the same problem to resume it, or a new out_dir")
@@ -556,9 +562,19 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
     check_training_space(problem, surrogate)
     runtime = ray_runtime(problem.workers) if problem.backend == "ray" else contextlib.nullcontext()
     with runtime:
-        study = optimise(problem, surrogate, out_dir, progress=progress)
-        candidates = study_candidates(study)
+        candidates = study_candidates(optimise(problem, surrogate, out_dir, progress=progress))
         pairs, backoff = verify(problem, reference, candidates)
+        surrogate_evaluations = len(candidates)
+        for round_k in range(1, problem.active_learning.rounds + 1):
+            if problem.verify.budget is not None and len(pairs) >= problem.verify.budget:
+                break
+            round_dir = out_dir / f"active_{round_k}"
+            surrogate = fine_tune(surrogate, verified_cells(problem, surrogate, pairs), problem.active_learning,
+                                  round_dir / "run", seed=problem.optimiser.seed)
+            candidates = study_candidates(optimise(problem, surrogate, round_dir, progress=progress))
+            surrogate_evaluations += len(candidates)
+            more, backoff = verify(problem, reference, candidates, previous=pairs, first_round=pairs[-1][0] + 1)
+            pairs += more
     chosen = [{"trial": number, "round": round_k, "params": candidate.params, "design": candidate.design,
                "surrogate": candidate.to_dict()["metrics"], "reference": checked.to_dict()["metrics"],
                "surrogate_feasible": candidate.feasible(problem), "reference_feasible": checked.feasible(problem),
@@ -572,7 +588,7 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
         "chosen": chosen,
         "best": best_verified(problem, [checked for *_, checked in pairs]),
         "constraint_backoff": dict(zip(constraint_labels(problem), backoff)),
-        "surrogate_evaluations": len(candidates),
+        "surrogate_evaluations": surrogate_evaluations,
         "reference_evaluations": len(pairs),
         "wall_s": time.perf_counter() - started,
     }
@@ -581,18 +597,27 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
     return _plain(report)
 
 
-def verify(problem: DesignProblem, reference: RunModel, candidates: Sequence[tuple[int, Candidate]],
-           ) -> tuple[list[tuple[int, int, Candidate, Candidate]], list[float]]:
+Verified = tuple[int, int, Candidate, Candidate]  # (round, trial, surrogate candidate, reference candidate)
+
+
+def verify(problem: DesignProblem, reference: RunModel, candidates: Sequence[tuple[int, Candidate]], *,
+           previous: Sequence[Verified] = (), first_round: int = 0) -> tuple[list[Verified], list[float]]:
     """Verify selected candidates on the reference, in up to ``verify.rounds`` rounds (see
-    :class:`VerifyOptions`). Returns ([(round, trial, surrogate candidate, reference
-    candidate)], the final back-off per constraint value)."""
-    pairs: list[tuple[int, int, Candidate, Candidate]] = []
-    backoff = np.zeros(len(constraint_labels(problem)))
-    for round_k in range(problem.verify.rounds):
+    :class:`VerifyOptions`), numbered from ``first_round``. ``previous``: verifications of an
+    earlier study (active learning): they count toward the budget, their designs are not
+    verified again, and the back-off starts from theirs (kept conservative: a residual
+    fine-tuned on a few records still misjudges their neighbours).
+    Returns ([(round, trial, surrogate candidate, reference candidate)] of these rounds, the
+    final back-off per constraint value)."""
+    pairs: list[Verified] = []
+    backoff = _backoff(problem, previous)
+    done_before = {_params_key(candidate.params) for _, _, candidate, _ in previous}
+    candidates = [(n, c) for n, c in candidates if _params_key(c.params) not in done_before]
+    for round_k in range(first_round, first_round + problem.verify.rounds):
         verified = {number for _, number, _, _ in pairs}
         selected = select_candidates(problem, [(n, c) for n, c in candidates if n not in verified], backoff)
         if problem.verify.budget is not None:
-            selected = selected[:problem.verify.budget - len(pairs)]
+            selected = selected[:max(problem.verify.budget - len(previous) - len(pairs), 0)]
         if not selected:
             break
         checked = evaluate_candidates(problem, reference, [candidate.params for _, candidate in selected],
@@ -602,12 +627,37 @@ def verify(problem: DesignProblem, reference: RunModel, candidates: Sequence[tup
                      if candidate.feasible(problem, backoff) and not result.feasible(problem)]
         if not surprises:
             break
-        for _, _, candidate, result in pairs:
-            underestimate = np.array(result.constraint_values(problem)) - np.array(candidate.constraint_values(problem))
-            backoff = np.maximum(backoff, np.where(np.isfinite(underestimate), underestimate, 0.0))
+        backoff = _backoff(problem, [*previous, *pairs])
         log.info("%s: round %d, %d surprise(s); constraint back-off %s", problem.name, round_k + 1,
                  len(surprises), backoff.tolist())
     return pairs, backoff.tolist()
+
+
+def _params_key(params: Mapping[str, float]) -> tuple:
+    return tuple(sorted((name, round(value, 12)) for name, value in params.items()))
+
+
+def _backoff(problem: DesignProblem, pairs: Sequence[Verified]) -> np.ndarray:
+    """Per constraint value: the largest amount by which the surrogate underestimated it (>= 0)."""
+    backoff = np.zeros(len(constraint_labels(problem)))
+    for _, _, candidate, result in pairs:
+        underestimate = np.array(result.constraint_values(problem)) - np.array(candidate.constraint_values(problem))
+        backoff = np.maximum(backoff, np.where(np.isfinite(underestimate), underestimate, 0.0))
+    return backoff
+
+
+def verified_cells(problem: DesignProblem, surrogate: HybridSurrogate, pairs: Sequence[Verified]) -> list:
+    """Every verified reference trajectory paired with the surrogate's physics model (see
+    :func:`hybrid.active.paired_cell`), one record per design and protocol."""
+    ambient, soc, _ = surrogate.resolve_conditions(problem.conditions, out_of_range="flag")
+    cells = []
+    for _, _, _, checked in pairs:
+        design, _ = surrogate.resolve_design(checked.design, out_of_range="flag")  # every training variable
+        for columns in checked.trajectories.values():
+            if columns:
+                cell = paired_cell(surrogate, design, columns, ambient, soc, sample_id=len(cells))
+                cells += [cell] if cell is not None else []
+    return cells
 
 
 def constraint_labels(problem: DesignProblem) -> list[str]:

@@ -15,12 +15,14 @@ import pytest
 import torch
 from test_surrogate import smoke_run_dir
 
+from hybrid.active import ActiveLearningOptions
 from hybrid.design import (
     Candidate,
     DesignProblem,
     FastChargeProtocol,
     check_training_space,
     design_cli,
+    design_loop,
     hypervolume,
     load_problem,
     optimise,
@@ -30,7 +32,8 @@ from hybrid.design import (
     verify,
 )
 from hybrid.metrics import METRICS
-from hybrid.surrogate import DesignEvaluation, ReferenceModel
+from hybrid.surrogate import DesignEvaluation, HybridSurrogate, ReferenceModel
+from hybrid.train import load_checkpoint
 from sim.config import load_config
 from sim.corpus import CorpusSpec, Range
 from sim.errors import ConfigError
@@ -274,3 +277,20 @@ def test_smoke_design_loop_improves_on_random_designs_and_reports_true_reference
             assert reported is None
         else:
             assert reported == pytest.approx(value, rel=1e-9), name
+
+
+def test_active_learning_fine_tunes_the_residual_on_the_verified_designs(tmp_path, run_dir):
+    problem = load_problem(DESIGNS / "smoke.yaml")
+    problem = problem.model_copy(update={"active_learning": ActiveLearningOptions(rounds=1, epochs=20)})
+    report = design_loop(problem, HybridSurrogate(run_dir), ReferenceModel(run_dir), tmp_path)
+
+    assert report["surrogate_evaluations"] == 2 * problem.optimiser.trials
+    assert [row["round"] for row in report["chosen"]] == [0, 1]
+    first = report["chosen"][0]
+    tuned = HybridSurrogate(tmp_path / "active_1" / "run")
+    assert load_checkpoint(tmp_path / "active_1" / "run" / "gru" / "best.pt")["extra"]["records"] == 1
+    # the fine-tuned residual predicts the design it was tuned on closer to the reference
+    again, = tuned.evaluate([first["design"]], problem.protocols["hppc"], conditions=problem.conditions)
+    truth = first["reference"]["hppc"]["power_capability_W"]
+    before = abs(first["surrogate"]["hppc"]["power_capability_W"] - truth)
+    assert abs(again.metrics["power_capability_W"] - truth) < 0.7 * before
