@@ -9,6 +9,7 @@ worker dies on every retry is recorded as failed. Workers return numpy arrays on
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -31,13 +32,10 @@ KILL_ONCE_ENV = "HYBAT_TEST_KILL_WORKER_ONCE"
 
 def _sample_task(spec, index: int) -> SampleResult:
     marker = os.environ.get(KILL_ONCE_ENV)
-    if marker:
-        try:
-            with open(marker, "x"):
-                pass
+    if marker and not os.path.exists(marker):
+        with contextlib.suppress(FileExistsError):  # another worker may create it first
+            open(marker, "x").close()
             os._exit(1)
-        except FileExistsError:
-            pass
     return run_sample(spec, index)
 
 

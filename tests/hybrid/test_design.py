@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-import torch
 from test_surrogate import smoke_run_dir
 
 from hybrid.active import ActiveLearningOptions
@@ -42,14 +41,6 @@ from sim.protocols import Sequence
 ROOT = Path(__file__).resolve().parents[2]
 DESIGNS = ROOT / "configs" / "design"
 DESIGN_CORPUS = ROOT / "configs" / "corpus" / "design.yaml"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class AnalyticModel:

@@ -40,15 +40,6 @@ MODELS = {"physics", "black_box", "gru"}
 STATS = {"rmse_mV", "mae_mV", "max_mV", "points"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and do not stall when other processes share the CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory, one_thread) -> Path:
     out = tmp_path_factory.mktemp("smoke") / "corpus"

@@ -42,14 +42,6 @@ def smoke_run_dir(tmp_path_factory) -> Path:
     return run
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, one_thread) -> Path:
     return smoke_run_dir(tmp_path_factory)
