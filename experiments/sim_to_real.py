@@ -560,8 +560,9 @@ def select_by_validation(settings: Settings, corpus: Corpus, train_ids: list[int
                       "rmse_soc_5_95_mV"))
 
     for seed in settings.seed_list:
-        validate(("hybrid_pretrained_finetuned", "no fine-tuning", 0), load_trained(pretrained[seed], "pretrained"))
-        pretrained_norm = load_trained(pretrained[seed], "pretrained").normalisation
+        pretrained_model = load_trained(pretrained[seed], "pretrained")
+        validate(("hybrid_pretrained_finetuned", "no fine-tuning", 0), pretrained_model)
+        pretrained_norm = pretrained_model.normalisation
         for epochs in epoch_budgets(settings):
             folder = run_dir / f"seed{seed}" / f"{epochs}_epochs"
             for name, model in models.items():

@@ -12,6 +12,7 @@ reloaded and inspected.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import shutil
@@ -126,7 +127,14 @@ def _replay_cells(run_dir: Path, count: int, seed: int, first_id: int) -> dict[i
     if not (corpus_dir / "manifest.json").exists():
         log.warning("active learning: the run's corpus %s is gone; fine-tuning without replay", corpus_dir)
         return {}
+    picked = _picked_training_cells(str(corpus_dir), tuple(summary["splits"]["train"]), count, seed)
+    return {first_id + k: cell for k, cell in enumerate(picked)}
+
+
+@functools.lru_cache(maxsize=4)
+def _picked_training_cells(corpus_dir: str, train_ids: tuple[int, ...], count: int, seed: int) -> tuple[Cell, ...]:
+    """The seeded pick of training cells, read once per loop (every round replays the same cells)."""
     corpus = load_corpus(corpus_dir)
-    train_ids = [i for i in summary["splits"]["train"] if i in corpus.cells]
-    picked = np.random.default_rng(seed).permutation(train_ids)[:count]
-    return {first_id + k: corpus.cells[int(i)] for k, i in enumerate(sorted(picked))}
+    available = [i for i in train_ids if i in corpus.cells]
+    picked = np.random.default_rng(seed).permutation(available)[:count]
+    return tuple(corpus.cells[int(i)] for i in sorted(picked))
