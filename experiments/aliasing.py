@@ -11,12 +11,12 @@ drive-cycle-like profile per cell sampled every 1 s), generated under --corpora 
                frequency |f - round(f / fs) fs| (0.02 Hz for 10.02 Hz at 1 Hz), a slow fake
                oscillation in the measured current and voltage. The physics counterpart is
                driven by that measured current, so it answers the fake current as if it were real.
-    filtered   the same ripple through the sensor's analog anti-alias filter (sim.sensor): gone.
+    filtered   the same ripple through the sensor's analog anti-alias filter (sim.plant.reference.sensor): gone.
     clean      no ripple at all: the cell's real behaviour.
 
-The same residual LSTM (hybrid.models.ResidualRNN, TBPTT via hybrid.train.fit) is trained on
+The same residual LSTM (hybrid.models.residual_rnn.ResidualRNN, TBPTT via hybrid.train.loop.fit) is trained on
 the aliased and on the filtered corpus and tested on the clean test cells. Reported, with
-amplitudes from sim.signals.tone_amplitude at the alias frequency of (rippled - clean) of the
+amplitudes from sim.signals.filters.tone_amplitude at the alias frequency of (rippled - clean) of the
 same cells (same profile, same sensor draws): the tone the ripple adds to the training data's
 measured current [A] and residual target [mV]; the tone the trained model adds to its
 predicted residual when fed the rippled rather than the clean test inputs [mV] (the learned

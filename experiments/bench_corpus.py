@@ -39,10 +39,10 @@ from pathlib import Path
 import pandas as pd
 import pybamm
 
-import sim.sample
+import sim.corpus.sample
 from sim.config import load_config
 from sim.corpus import CorpusSpec, generate_corpus
-from sim.sample import run_sample
+from sim.corpus import run_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"parallel_efficiency": 0.9, "overhead_pct": 10.0, "driver_memory_growth": 0.05}
@@ -83,7 +83,7 @@ def run_serial(spec: CorpusSpec, warm_spec: CorpusSpec, warm_indices: range, out
     for index in warm_indices:
         run_sample(warm_spec, index)
     warm_up_s = time.perf_counter() - started
-    with time_spent_in(sim.sample, "simulate") as simulate_s, time_spent_in(pybamm.Simulation, "solve") as solve_s:
+    with time_spent_in(sim.corpus.sample, "simulate") as simulate_s, time_spent_in(pybamm.Simulation, "solve") as solve_s:
         started, cpu_started = time.perf_counter(), time.process_time()
         generate_corpus(spec, out, progress=False)
         wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started

@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 
-from sim.cell import CellSpec
-from sim.fidelity import Fidelity
+from sim.cells import CellSpec
+from sim.physics import Fidelity
 from sim.protocols import Cycling
-from sim.simulate import ModelCache, simulate
+from sim.physics import ModelCache, simulate
 
 FIDELITIES = {"spm": Fidelity(model="spm"), "spme": Fidelity(model="spme"), "dfn": Fidelity(model="dfn"),
               "spm+lumped+sei": Fidelity(model="spm", thermal="lumped", sei="solvent-diffusion limited")}

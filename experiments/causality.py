@@ -6,12 +6,12 @@ Usage:
 
 Two comparisons on the same cells (hybrid features, voltage-residual target):
 
-1. Smoothing vs filtering. The same residual LSTM (hybrid.models.ResidualRNN), unidirectional
+1. Smoothing vs filtering. The same residual LSTM (hybrid.models.residual_rnn.ResidualRNN), unidirectional
    (causal filter: the residual at t from inputs up to t) and bidirectional (smoother: from the
-   whole record), trained with hybrid.train.fit by full BPTT and run over each whole test
+   whole record), trained with hybrid.train.loop.fit by full BPTT and run over each whole test
    record. Test voltage RMSE [mV] per row class. The smoother is an offline tool only:
-   hybrid.models.require_causal refuses it for online use (checked here).
-2. Forecasting with and without the causal mask. hybrid.models.Seq2SeqForecaster encodes a
+   hybrid.models.residual_rnn.require_causal refuses it for online use (checked here).
+2. Forecasting with and without the causal mask. hybrid.models.residual_rnn.Seq2SeqForecaster encodes a
    context window and forecasts the residual over the next ``horizon`` steps from the planned
    future inputs. Both variants are trained with teacher forcing on the true future targets;
    ``causal_mask=False`` also lets every decoder step see a summary of the whole true future

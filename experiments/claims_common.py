@@ -1,6 +1,6 @@
 """Shared plumbing of the modelling-claims experiments (tbptt_bias, vanishing_gradients, aliasing,
-causality): corpus on demand, features and splits through hybrid.data, training through
-hybrid.train.fit, voltage errors per row class, and the three outputs (Markdown table, PNG, JSON).
+causality): corpus on demand, features and splits through hybrid.data.corpus, training through
+hybrid.train.loop.fit, voltage errors per row class, and the three outputs (Markdown table, PNG, JSON).
 
 Not a script: each claim script imports it. Row classes, in mV of voltage error:
     fast   current flowing on the 1 s grid (pulses, drive cycles)
@@ -46,9 +46,11 @@ from hybrid.data import (  # noqa: E402
     load_corpus,
     make_batches,
 )
-from hybrid.evaluate import EvaluationOptions, error_stats, timescale_masks  # noqa: E402
+from hybrid.evaluate import error_stats, timescale_masks
+from hybrid.train import EvaluationOptions  # noqa: E402
 from hybrid.models import ModelConfig, build_model, config_to_dict  # noqa: E402
-from hybrid.train import SequenceBatch, TrainConfig, TrainResult, fit, load_checkpoint, seed_everything  # noqa: E402
+from hybrid.data import SequenceBatch
+from hybrid.train import TrainConfig, TrainResult, fit, load_checkpoint, seed_everything  # noqa: E402
 from sim.config import load_config  # noqa: E402
 from sim.corpus import CorpusSpec, generate_corpus  # noqa: E402
 
@@ -111,7 +113,7 @@ def prepare(corpus_dir: Path, seed: int = 0, features: FeatureOptions = FeatureO
 
 
 def train(data: Data, model_config: ModelConfig, config: TrainConfig, run_dir: Path) -> tuple[nn.Module, TrainResult]:
-    """Train a fresh model of ``model_config`` (weights seeded by config.seed) with hybrid.train.fit;
+    """Train a fresh model of ``model_config`` (weights seeded by config.seed) with hybrid.train.loop.fit;
     returns it with its best-validation weights loaded, in eval mode."""
     shutil.rmtree(run_dir, ignore_errors=True)  # a scratch run of this experiment: start afresh
     seed_everything(config.seed)

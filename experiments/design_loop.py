@@ -14,8 +14,8 @@ In one run it measures:
    that needs no rebuild: same geometry and protocol structure), and the surrogate's metric
    errors (energy %, power %, retention percentage points, max temperature K, and the voltage
    RMSE mV over the whole protocol, phase by phase, and while both still follow the same
-   current (hybrid.metrics.voltage_rmse_mV), with the uncorrected physics RMSE beside each);
-2. the design loop (:func:`hybrid.design.design_loop`): optimise on the surrogate, verify the
+   current (hybrid.surrogate.metrics.voltage_rmse_mV), with the uncorrected physics RMSE beside each);
+2. the design loop (:func:`hybrid.design.problem.design_loop`): optimise on the surrogate, verify the
    selected designs on the reference; report.md, design.png, report.json in OUT/surrogate;
 3. with ``--compare-reference``: the same optimiser (same seed, same number of trials) run
    directly on the reference in OUT/reference. Single objective: the gap between the best
@@ -57,7 +57,7 @@ from hybrid.design import (  # noqa: E402
     simulation_protocol,
     study_candidates,
 )
-from hybrid.metrics import voltage_rmse_mV  # noqa: E402
+from hybrid.surrogate import voltage_rmse_mV  # noqa: E402
 from hybrid.surrogate import HybridSurrogate, ReferenceModel, RunModel  # noqa: E402
 
 

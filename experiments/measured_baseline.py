@@ -20,7 +20,7 @@ Usage:
                           left there by the same command is resumed
     --out                 also write the Markdown table to this file
 
-Each config is paired with sim.pairing.pair_measured (calibrate, then drive the physics model
+Each config is paired with sim.measured.pairing.pair_measured (calibrate, then drive the physics model
 with each test's measured current), so the numbers are those a paired corpus holds:
 RMSE before = nominal cell, RMSE after = calibrated cell, both over the whole record (up to
 where a record ends, see the configs). Prints a Markdown table and one JSON line of figures.
@@ -40,7 +40,7 @@ from pathlib import Path
 import pandas as pd
 
 from sim.config import load_config
-from sim.pairing import REAL_DATA_VARIABLE, PairingSpec, default_real_data_dir, pair_measured
+from sim.measured import REAL_DATA_VARIABLE, PairingSpec, default_real_data_dir, pair_measured
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "measured"
 DEFAULT_CONFIGS = ("a123_dynamic", "samsung30q_hppc", "samsung30q_rate")

@@ -27,10 +27,10 @@ The data hold one A123 cell (script 1 of each temperature: full to ~10 % SOC wit
 UDDS-derived profile), so the split is by test: held-out tests are other temperatures of the
 same cell. Steps:
 
-1. pair the selected tests with sim.pairing.pair_measured (configs/measured/a123_dynamic.yaml,
+1. pair the selected tests with sim.measured.pairing.pair_measured (configs/measured/a123_dynamic.yaml,
    resampled): once with the nominal Prada2013 cell, once calibrated on the training test
    nearest 25 degC (the calibration sees no held-out test);
-2. fit the ECM (hybrid.ecm: OCV from the 25 degC C/30 tests in ocv/, R0 + 2 RC + one-state
+2. fit the ECM (hybrid.baselines.ecm: OCV from the 25 degC C/30 tests in ocv/, R0 + 2 RC + one-state
    hysteresis + capacity per training temperature, linearly interpolated for held-out ones);
 3. generate the synthetic corpus configs/corpus/sim_to_real.yaml with the calibrated cell
    as its physics model, plus one protocol per measured training test that replays that
@@ -76,16 +76,16 @@ import torch  # noqa: E402
 from hybrid.data import (CHARGE, CURRENT, PHYSICS_SOC, PHYSICS_VOLTAGE, SOC, TIME, VOLTAGE, Corpus,  # noqa: E402
                          FeatureOptions, SplitAssignment, SplitOptions, assign_splits, fit_normalisation, load_corpus,
                          make_batches)
-from hybrid.ecm import ECMParameters, ECMRecord, OCVCurve, fit_ecm, interpolate_parameters, simulate_ecm  # noqa: E402
+from hybrid.baselines import ECMParameters, ECMRecord, OCVCurve, fit_ecm, interpolate_parameters, simulate_ecm  # noqa: E402
 from hybrid.evaluate import TrainedModel, load_trained, predict_record  # noqa: E402
 from hybrid.models import build_model, config_from_dict, config_to_dict  # noqa: E402
-from hybrid.pipeline import CHECKPOINT  # noqa: E402
+from hybrid.train import CHECKPOINT  # noqa: E402
 from hybrid.train import TrainConfig, fit, load_checkpoint, seed_everything, torch_threads  # noqa: E402
-from sim.calibrate import Calibration  # noqa: E402
+from sim.measured import Calibration  # noqa: E402
 from sim.config import load_config  # noqa: E402
 from sim.corpus import CorpusSpec, generate_corpus  # noqa: E402
 from sim.errors import ConfigError  # noqa: E402
-from sim.pairing import REAL_DATA_VARIABLE, PairingSpec, default_real_data_dir, pair_measured  # noqa: E402
+from sim.measured import REAL_DATA_VARIABLE, PairingSpec, default_real_data_dir, pair_measured  # noqa: E402
 
 log = logging.getLogger("sim_to_real")
 

@@ -4,7 +4,7 @@ Usage:
     hybat corpus configs/corpus/claims.yaml --out corpora/claims      # or let the script do it
     python experiments/tbptt_bias.py --out experiments/results/claims/tbptt_bias [--corpus corpora/claims] [--quick]
 
-The same residual LSTM (hybrid.models.ResidualRNN) is trained with hybrid.train.fit on the same
+The same residual LSTM (hybrid.models.residual_rnn.ResidualRNN) is trained with hybrid.train.loop.fit on the same
 cells, once per truncation length K ("full" = full BPTT). The state is carried along each
 record and detached every K steps; every run takes one optimizer step per batch of whole
 records (chunk_steps = a multiple of every K at least as long as the longest record, the
@@ -15,7 +15,7 @@ charge or discharge step (held through a 30 min rest, 60+ rows at 30 s) and the 
 (hundreds of rows) lie beyond small K. Reports test-cell voltage RMSE [mV] overall and per
 row class (fast, rest, late life; see experiments/claims_common.py), the wall time of
 training, and the training throughput (sequence steps per second) and optimizer steps. Two
-feature sets: every physics state (the default of hybrid.data), and the physics voltage and
+feature sets: every physics state (the default of hybrid.data.corpus), and the physics voltage and
 SOC only, where the slow modes must be remembered by the RNN rather than read off the
 physics model's own slow states.
 

@@ -4,8 +4,8 @@ Usage:
     hybat corpus configs/corpus/claims.yaml --out corpora/claims      # or let the script do it
     python experiments/vanishing_gradients.py --out experiments/results/claims/vanishing_gradients [--corpus corpora/claims] [--quick]
 
-For each cell type (hybrid.models.ResidualRNN with cell rnn / gru / lstm, same width), at
-initialisation and after training with hybrid.train.fit (TBPTT, K = 200), on windows of
+For each cell type (hybrid.models.residual_rnn.ResidualRNN with cell rnn / gru / lstm, same width), at
+initialisation and after training with hybrid.train.loop.fit (TBPTT, K = 200), on windows of
 ``--window`` steps cut from the test cells' battery records (normalised hybrid features,
 voltage-residual target): the squared error at the last step of the window is
 back-propagated through the unrolled model and we record, for every lag L,

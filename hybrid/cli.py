@@ -19,8 +19,8 @@ USER_ERRORS = (ConfigError, DataError)
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from sim.config import load_config
-    from sim.simulate import simulate
-    from sim.specs import SimulateConfig
+    from sim.physics import simulate
+    from sim.physics import SimulateConfig
 
     config = load_config(args.config, SimulateConfig)
     trajectory = simulate(config.cell, config.protocol, config.fidelity)
@@ -45,7 +45,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
 
 
 def cmd_pair_measured(args: argparse.Namespace) -> int:
-    from sim.pairing import pair_measured_cli
+    from sim.measured import pair_measured_cli
 
     manifest = pair_measured_cli(args.config, args.out, resume=args.resume)
     print_manifest_summary(f"measured {manifest.get('name', args.config.stem)}", manifest, args.out)
@@ -61,7 +61,7 @@ def print_manifest_summary(label: str, manifest: dict, out: Path) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from hybrid.pipeline import train_run
+    from hybrid.train import train_run
 
     summary = train_run(args.config, args.corpus, args.out)
     print(json.dumps(summary, indent=2, default=str))
@@ -69,7 +69,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from hybrid.pipeline import evaluate_run
+    from hybrid.evaluate import evaluate_run
 
     metrics = evaluate_run(args.run_dir, args.corpus)
     if args.json:

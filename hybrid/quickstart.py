@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 from hybrid.design import design_cli
 from hybrid.evaluate import TIMESCALES
-from hybrid.pipeline import evaluate_run, train_run
+from hybrid.evaluate import evaluate_run
+from hybrid.train import train_run
 from sim.config import load_config
 from sim.corpus import CorpusSpec, generate_corpus
 from sim.errors import ConfigError

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from sim.config import load_config
-from sim.corpus import CorpusSpec, generate_corpus
+from sim.corpus.generate import CorpusSpec, generate_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.pairing import default_real_data_dir
+from sim.measured.pairing import default_real_data_dir
 
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "sim_to_real.py"
 DATA_DIR = default_real_data_dir()

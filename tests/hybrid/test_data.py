@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
-from hybrid.data import (
+from hybrid.data.corpus import (
     CELL_SPLITS,
     CURRENT,
     PHYSICS_VOLTAGE,

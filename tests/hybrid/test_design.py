@@ -14,8 +14,8 @@ import optuna
 import pytest
 from test_surrogate import smoke_run_dir
 
-from hybrid.active import ActiveLearningOptions
-from hybrid.design import (
+from hybrid.design.active import ActiveLearningOptions
+from hybrid.design.problem import (
     Candidate,
     DesignProblem,
     FastChargeProtocol,
@@ -30,13 +30,13 @@ from hybrid.design import (
     study_candidates,
     verify,
 )
-from hybrid.metrics import METRICS
-from hybrid.surrogate import DesignEvaluation, HybridSurrogate, ReferenceModel
-from hybrid.train import load_checkpoint
+from hybrid.surrogate.metrics import METRICS
+from hybrid.surrogate.models import DesignEvaluation, HybridSurrogate, ReferenceModel
+from hybrid.train.loop import load_checkpoint
 from sim.config import load_config
-from sim.corpus import CorpusSpec, Range
+from sim.corpus.generate import CorpusSpec, Range
 from sim.errors import ConfigError
-from sim.protocols import Sequence
+from sim.protocols.steps import Sequence
 
 ROOT = Path(__file__).resolve().parents[2]
 DESIGNS = ROOT / "configs" / "design"

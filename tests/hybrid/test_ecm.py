@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hybrid.ecm import ECMParameters, ECMRecord, OCVCurve, coulomb_soc, fit_ecm, interpolate_parameters, simulate_ecm
+from hybrid.baselines.ecm import ECMParameters, ECMRecord, OCVCurve, coulomb_soc, fit_ecm, interpolate_parameters, simulate_ecm
 from sim.errors import ConfigError, DataError
 
 # An LFP-like OCV: steep ends, a flat middle.

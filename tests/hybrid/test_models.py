@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from hybrid.models import (
+from hybrid.models.residual_rnn import (
     BlackBoxConfig,
     ForecasterConfig,
     ResidualRNN,

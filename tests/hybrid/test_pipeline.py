@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from hybrid.data import (
+from hybrid.data.corpus import (
     PHYSICS_VOLTAGE,
     VOLTAGE,
     FeatureOptions,
@@ -24,12 +24,13 @@ from hybrid.data import (
     load_corpus,
     make_batches,
 )
-from hybrid.evaluate import capacity_to_cutoff, load_trained, predict_record
-from hybrid.models import ResidualRNNConfig, build_model, config_to_dict
-from hybrid.pipeline import TrainRunConfig, evaluate_run, train_from_config, train_run
-from hybrid.train import TrainConfig, fit, seed_everything
+from hybrid.evaluate.report import capacity_to_cutoff, load_trained, predict_record
+from hybrid.models.residual_rnn import ResidualRNNConfig, build_model, config_to_dict
+from hybrid.evaluate.run import evaluate_run
+from hybrid.train.run import TrainRunConfig, train_from_config, train_run
+from hybrid.train.loop import TrainConfig, fit, seed_everything
 from sim.config import load_config, validate
-from sim.corpus import CorpusSpec, generate_corpus
+from sim.corpus.generate import CorpusSpec, generate_corpus
 from sim.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

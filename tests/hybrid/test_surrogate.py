@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid.metrics import MassModel, cell_mass_volume, stack_mass_volume, trajectory_metrics, voltage_rmse_mV
-from hybrid.pipeline import TrainRunConfig, train_from_config
-from hybrid.surrogate import HybridSurrogate, OperatingConditions, ReferenceModel
-from sim.cell import CellSpec
+from hybrid.surrogate.metrics import MassModel, cell_mass_volume, stack_mass_volume, trajectory_metrics, voltage_rmse_mV
+from hybrid.train.run import TrainRunConfig, train_from_config
+from hybrid.surrogate.models import HybridSurrogate, OperatingConditions, ReferenceModel
+from sim.cells.spec import CellSpec
 from sim.config import load_config
-from sim.corpus import CorpusSpec, generate_corpus
+from sim.corpus.generate import CorpusSpec, generate_corpus
 from sim.errors import ConfigError
-from sim.protocols import HPPC
+from sim.protocols.steps import HPPC
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE_CORPUS = ROOT / "configs" / "corpus" / "smoke.yaml"

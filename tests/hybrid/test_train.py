@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from hybrid.train import (
+from hybrid.train.loop import (
     SequenceBatch,
     TrainConfig,
     TrainingDiverged,
@@ -28,7 +28,7 @@ NORMALISATION = {"input_mean": [0.0], "input_std": [1.0], "target_mean": 0.0, "t
 
 
 class TinyGRU(nn.Module):
-    """Stand-in for hybrid.models: GRU + linear head, forward(x, state) -> (y, state)."""
+    """Stand-in for hybrid.models.residual_rnn: GRU + linear head, forward(x, state) -> (y, state)."""
 
     def __init__(self, input_size: int = 1, hidden_size: int = 12, num_layers: int = 2,
                  bidirectional: bool = False, dropout: float = 0.0, seed: int = 0):

@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.calibrate import (FAILED_ERROR_V, Bounds, CalibrationOptions, calibrate, fit_data,
+from sim.measured.calibrate import (FAILED_ERROR_V, Bounds, CalibrationOptions, calibrate, fit_data,
                            rmse_mV, throughput_capacity, voltage_error)
-from sim.cell import CellSpec
+from sim.cells.spec import CellSpec
 from sim.errors import ConfigError
-from sim.fidelity import Fidelity
-from sim.measured import AMBIENT_TEMPERATURE, CURRENT, TIME, VOLTAGE, MeasuredSeries
-from sim.pairing import default_real_data_dir
-from sim.protocols import CurrentTrace
-from sim.simulate import prepare_cell, simulate
+from sim.physics.fidelity import Fidelity
+from sim.measured.loader import AMBIENT_TEMPERATURE, CURRENT, TIME, VOLTAGE, MeasuredSeries
+from sim.measured.pairing import default_real_data_dir
+from sim.protocols.steps import CurrentTrace
+from sim.physics.simulate import prepare_cell, simulate
 
 A123_DIR = default_real_data_dir() / "a123_lfp_plett_dyn"
 needs_a123 = pytest.mark.skipif(
@@ -116,7 +116,7 @@ def a123_calibration():
     """The A123 25 degC dynamic test calibrated as configs/measured/a123_dynamic.yaml does, but
     with the capacity fitted to the voltage (starting from the measured throughput)."""
     from sim.config import load_config
-    from sim.pairing import PairingSpec, find_tests, load_test, measured_net_discharge, resolve_data_dir
+    from sim.measured.pairing import PairingSpec, find_tests, load_test, measured_net_discharge, resolve_data_dir
 
     spec = load_config(A123_CONFIG, PairingSpec)
     data_dir = resolve_data_dir(spec.data_dir)

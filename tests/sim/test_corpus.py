@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from sim.config import load_config
-from sim.corpus import CorpusSpec, generate_corpus
+from sim.corpus.generate import CorpusSpec, generate_corpus
 from sim.errors import ConfigError
-from sim.ray_backend import KILL_ONCE_ENV
+from sim.backends.ray_backend import KILL_ONCE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "configs" / "corpus" / "smoke.yaml"
@@ -80,7 +80,7 @@ def test_ray_backend_gives_the_same_corpus_and_survives_a_killed_worker(serial_c
 
 def test_interrupted_run_resumes_without_recomputing(serial_corpus, tmp_path):
     out = tmp_path / "resumed"
-    script = (f"from sim.config import load_config; from sim.corpus import CorpusSpec, generate_corpus; "
+    script = (f"from sim.config import load_config; from sim.corpus.generate import CorpusSpec, generate_corpus; "
               f"generate_corpus(load_config({str(SMOKE)!r}, CorpusSpec), {str(out)!r}, progress=False)")
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = out / "samples"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.drive_cycles import (
+from sim.protocols.drive_cycles import (
     GRAVITY_MPS2,
     STYLES,
     Vehicle,

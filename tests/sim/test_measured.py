@@ -1,4 +1,4 @@
-"""Tests for sim.measured: loading cycler files into PyBaMM-named SI series."""
+"""Tests for sim.measured.loader: loading cycler files into PyBaMM-named SI series."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from sim.errors import ConfigError, DataError
-from sim.measured import (
+from sim.measured.loader import (
     AMBIENT_TEMPERATURE,
     CELL_TEMPERATURE,
     CURRENT,
@@ -130,7 +130,7 @@ def test_single_nan_is_interpolated_and_logged(tmp_path, caplog):
     data = synthetic_test()
     frame = named(data, TIDY_NAMES)
     frame.loc[30, "voltage_V"] = np.nan
-    with caplog.at_level(logging.WARNING, logger="sim.measured"):
+    with caplog.at_level(logging.WARNING, logger="sim.measured.loader"):
         series = load_measured(write(frame, tmp_path, "one_nan", ".csv"))
 
     expected = 0.5 * (data["voltage"][29] + data["voltage"][31])

@@ -11,14 +11,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from sim.cell import CellSpec
+from sim.cells.spec import CellSpec
 from sim.config import load_config
 from sim.errors import ConfigError
-from sim.fidelity import Fidelity
-from sim.pairing import (PairingSpec, default_real_data_dir, find_tests, pair_measured,
+from sim.physics.fidelity import Fidelity
+from sim.measured.pairing import (PairingSpec, default_real_data_dir, find_tests, pair_measured,
                          pair_measured_cli, resolve_data_dir)
-from sim.protocols import CurrentTrace
-from sim.simulate import simulate
+from sim.protocols.steps import CurrentTrace
+from sim.physics.simulate import simulate
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "measured"
 REAL_DATA = default_real_data_dir()

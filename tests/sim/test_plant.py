@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from sim.config import validate
-from sim.corpus import CorpusSpec
-from sim.sample import run_sample
+from sim.corpus.generate import CorpusSpec
+from sim.corpus.sample import run_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,7 +77,7 @@ def test_ageing_timescale_residual_drifts_over_cycles(campaign):
 
 def test_smoke_corpus_residual_is_worth_learning(tmp_path):
     from sim.config import load_config
-    from sim.corpus import generate_corpus
+    from sim.corpus.generate import generate_corpus
     import pandas as pd
 
     generate_corpus(load_config(ROOT / "configs/corpus/smoke.yaml", CorpusSpec), tmp_path / "smoke", progress=False)

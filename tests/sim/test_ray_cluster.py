@@ -24,8 +24,8 @@ import ray
 
 from hybrid.cli import main as hybat
 from sim.config import load_config
-from sim.corpus import CorpusSpec, generate_corpus
-from sim.ray_backend import KILL_ONCE_ENV
+from sim.corpus.generate import CorpusSpec, generate_corpus
+from sim.backends.ray_backend import KILL_ONCE_ENV
 from test_corpus import SMOKE, assert_same_corpus
 
 

@@ -1,4 +1,4 @@
-"""Numerical facts about sim.sensor: noise statistics, offsets and gains, quantisation,
+"""Numerical facts about sim.plant.reference.sensor: noise statistics, offsets and gains, quantisation,
 ripple aliasing and its removal by the anti-alias filter on non-uniform grids, determinism."""
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 
 from sim.config import validate
 from sim.errors import ConfigError, DataError
-from sim.sensor import SensorSpec, measure
-from sim.signals import AntiAliasFilter, alias_frequency, lowpass_gain, tone_amplitude
-from sim.simulate import add_ripple
+from sim.plant.sensor import SensorSpec, measure
+from sim.signals.filters import AntiAliasFilter, alias_frequency, lowpass_gain, tone_amplitude
+from sim.physics.simulate import add_ripple
 
 CURRENT, VOLTAGE, TEMPERATURE, TIME = "Current [A]", "Voltage [V]", "Cell temperature [K]", "Time [s]"
 IDEAL = dict(

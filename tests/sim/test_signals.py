@@ -1,4 +1,4 @@
-"""Numerical facts about sim.signals: resampling accuracy, aliasing, filter attenuation."""
+"""Numerical facts about sim.signals.filters: resampling accuracy, aliasing, filter attenuation."""
 
 import warnings
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sim.errors import ConfigError, DataError
-from sim.signals import (
+from sim.signals.filters import (
     AliasingWarning,
     AntiAliasFilter,
     alias_frequency,

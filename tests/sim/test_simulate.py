@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from sim.cell import CellSpec, cell_parameter_values
+from sim.cells.spec import CellSpec, cell_parameter_values
 from sim.errors import SimulationError
-from sim.fidelity import Fidelity, Hysteresis
-from sim.protocols import HPPC, AgeingCampaign, ConstantCurrent, CurrentTrace, Cycling, Dynamic, Rest, Ripple, Sequence
-from sim.simulate import ModelCache, simulate
+from sim.physics.fidelity import Fidelity, Hysteresis
+from sim.protocols.steps import HPPC, AgeingCampaign, ConstantCurrent, CurrentTrace, Cycling, Dynamic, Rest, Ripple, Sequence
+from sim.physics.simulate import ModelCache, simulate
 
 
 @pytest.mark.parametrize("parameter_set", ["OKane2022", "Chen2020", "Prada2013"])

@@ -1,0 +1,4 @@
+from hybrid.data.batch import SequenceBatch
+from hybrid.data.corpus import AMBIENT, CHARGE, CURRENT, Cell, Corpus, DESIGN_PREFIX, FeatureOptions, LateLifeSplit, PHYSICS_SOC, PHYSICS_TEMPERATURE, PHYSICS_VOLTAGE, SOC, SPLIT_NAMES, SplitAssignment, SplitOptions, TEMPERATURE, TIME, TIME_STEP, VOLTAGE, VOLTAGE_RESIDUAL, assign_splits, cell_inputs, cell_targets, decode_outputs, fit_normalisation, load_corpus, make_batches
+
+__all__ = ['SequenceBatch', 'AMBIENT', 'CHARGE', 'CURRENT', 'Cell', 'Corpus', 'DESIGN_PREFIX', 'FeatureOptions', 'LateLifeSplit', 'PHYSICS_SOC', 'PHYSICS_TEMPERATURE', 'PHYSICS_VOLTAGE', 'SOC', 'SPLIT_NAMES', 'SplitAssignment', 'SplitOptions', 'TEMPERATURE', 'TIME', 'TIME_STEP', 'VOLTAGE', 'VOLTAGE_RESIDUAL', 'assign_splits', 'cell_inputs', 'cell_targets', 'decode_outputs', 'fit_normalisation', 'load_corpus', 'make_batches']

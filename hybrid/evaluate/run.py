@@ -1,0 +1,50 @@
+"""`hybat evaluate`: every model of a training run scored on a corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hybrid.data import Corpus, SplitAssignment, load_corpus
+from hybrid.evaluate.report import evaluate_models, load_trained
+from hybrid.train.run import CHECKPOINT, METRICS, RUN_CONFIG, SPLITS, TrainRunConfig, _read_json, _write_json
+from sim.config import validate
+from sim.errors import DataError
+
+
+
+
+def evaluate_run(run_dir: Path, corpus_dir: Path) -> dict[str, Any]:
+    """Evaluate every model of the run in ``run_dir`` on ``corpus_dir``; writes metrics.json and
+    plots/*.png and returns the report::
+
+        {"splits": {SPLIT: {MODEL: {"rmse_mV", "mae_mV", "max_mV", "points"}}},
+         "timescales", "long_horizon", "soc", "soh", "validity", "throughput", "models", "plots", ...}
+
+    SPLIT among train, val, test, late_life, unseen_design, unseen_temperature (empty ones
+    omitted); MODEL among physics, black_box and the hybrid names.
+    """
+    run_dir, corpus_dir = Path(run_dir), Path(corpus_dir)
+    config = validate(TrainRunConfig, _read_json(run_dir / RUN_CONFIG), str(run_dir / RUN_CONFIG))
+    assignment = SplitAssignment.from_dict(_read_json(run_dir / SPLITS))
+    corpus = load_corpus(corpus_dir)
+    _check_same_corpus(corpus, assignment, corpus_dir)
+    models = []
+    for name, _, _ in config.entries():
+        trained = load_trained(run_dir / name / CHECKPOINT, name)
+        trained.history = _read_json(run_dir / name / "history.json")  # best.pt's history stops at its epoch
+        models.append(trained)
+    report = evaluate_models(corpus, assignment, models, config.evaluation, config.features.max_residual_V,
+                             plot_dir=run_dir / "plots")
+    report = {"run": config.name, "corpus": str(corpus_dir), **report}
+    _write_json(run_dir / METRICS, report)
+    return report
+
+
+def _check_same_corpus(corpus: Corpus, assignment: SplitAssignment, corpus_dir: Path) -> None:
+    for split in assignment.names():
+        for sample_id, (_, stop) in assignment.ranges[split].items():
+            cell = corpus.cells.get(sample_id)
+            if cell is None or cell.rows < stop:
+                raise DataError(f"{corpus_dir}: sample {sample_id} of split '{split}' is missing or shorter than "
+                                "when the run was trained; allowed: the corpus the run was trained on")

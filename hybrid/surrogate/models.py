@@ -1,0 +1,408 @@
+"""HybridSurrogate: a trained run's physics model plus its residual RNN, batched over designs.
+
+A run directory (written by :func:`hybrid.train.loop.run.train_run`) carries the corpus spec it was
+trained on (``corpus_manifest.json``): the physics fidelity, the plant and the design space.
+:class:`HybridSurrogate` solves the physics model for each design under a protocol (serially,
+or in parallel through Ray; workers return numpy columns), builds the hybrid's online features
+from the physics outputs exactly as in training (:func:`hybrid.data.cell_inputs` over the
+``Physics ...`` columns of :data:`sim.corpus.sample.PHYSICS_COLUMNS`), adds the predicted residual in
+one batched forward pass over all designs (zero padding at the end, masked out by length) and
+scores the corrected trajectories with :func:`hybrid.surrogate.metrics.trajectory_metrics`. The voltage is
+always corrected; the cell temperature too when the run has a temperature head
+(``features.temperature_head``), the physics one kept as ``Physics cell temperature [K]``.
+:class:`ReferenceModel` answers the same ``evaluate`` call with the corpus's plant (nominal
+cell: no cell-to-cell variability, no sensor), so the design loop and the benchmarks swap one
+for the other.
+
+At design time nothing is measured: the physics model runs the protocol itself (the
+experiment path, with its voltage cut-offs), whereas in training it followed the plant's
+measured current. The protocol's terminations therefore act on the physics voltage; the
+metrics read the corrected voltage where it matters (see :mod:`hybrid.surrogate.metrics`).
+
+Designs are checked against the training design space (the corpus's design ranges and
+ambient temperatures): with ``out_of_range="refuse"`` (default) a design outside it raises
+ConfigError naming the variable, the value and the range; with ``"flag"`` it is evaluated and
+its ``flags`` say what lies outside. A failed solve is data: status "failed", NaN metrics.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import contextlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal, Mapping, Sequence
+
+import numpy as np
+import torch
+from pydantic import Field
+from tqdm import tqdm
+
+from hybrid.data import AMBIENT, CURRENT, DESIGN_PREFIX, PHYSICS_SOC, PHYSICS_TEMPERATURE, PHYSICS_VOLTAGE, TIME, \
+    TIME_STEP, Cell, cell_inputs, decode_outputs
+from hybrid.evaluate import load_trained
+from hybrid.surrogate.metrics import METRICS, PROTOCOL_VOLTAGE, TEMPERATURE, VOLTAGE, MassModel, MetricOptions, \
+    cell_mass_volume, trajectory_metrics
+from hybrid.models import require_causal
+from hybrid.train import CHECKPOINT, CORPUS_MANIFEST, NORMALISATION, RUN_CONFIG
+from hybrid.train import torch_threads
+from sim.cells import DESIGN_VARIABLES, CellSpec, base_parameter_values
+from sim.config import StrictModel, validate
+from sim.corpus import CorpusSpec, Range
+from sim.errors import ConfigError, DataError
+from sim.physics import Fidelity
+from sim.protocols import Protocol
+from sim.corpus import PHYSICS_COLUMNS, WORKER_CACHE
+from sim.physics import ModelCache, simulate
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["serial", "ray"]
+OutOfRange = Literal["refuse", "flag"]
+TASK_RETRIES = 2
+SOC = "State of charge"
+
+
+class OperatingConditions(StrictModel):
+    """Where a design is tested: ambient temperature [K] (null: the corpus's first) and the
+    state of charge the protocol starts from (null: the corpus cell's)."""
+
+    ambient_temperature_K: float | None = Field(None, ge=223.15, le=353.15)
+    initial_soc: float | None = Field(None, ge=0.0, le=1.0)
+
+
+@dataclass
+class DesignEvaluation:
+    """One design under one protocol.
+
+    design: every design variable of the training space (given or filled from the parameter
+    set), short names, SI units. status: "ok", "truncated" (the protocol stopped early) or
+    "failed" (no data; metrics NaN). columns: the trajectory, numpy, PyBaMM names; a surrogate's
+    "Voltage [V]" is the corrected voltage, beside "Physics voltage [V]". flags: what lies
+    outside the training space (out_of_range="flag"). wall_s: seconds spent on this design.
+    """
+
+    design: dict[str, float]
+    status: str
+    message: str
+    columns: dict[str, np.ndarray]
+    metrics: dict[str, float]
+    capacity_Ah: float = float("nan")
+    window_V: tuple[float, float] = (float("nan"), float("nan"))
+    flags: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def simulate_columns(cell: CellSpec, protocol: Protocol, fidelity: Fidelity,
+                     cache: ModelCache | None = None) -> dict[str, Any]:
+    """Simulate and keep what the surrogate needs, as numpy and plain values (a Ray task's result)."""
+    trajectory = simulate(cell, protocol, fidelity, cache=cache or WORKER_CACHE)
+    window = trajectory.metadata.get("voltage_window_V", [float("nan")] * 2)
+    return {"status": trajectory.status, "message": trajectory.message, "columns": trajectory.columns,
+            "capacity_Ah": float(trajectory.metadata.get("capacity_Ah", float("nan"))),
+            "window_V": (float(window[0]), float(window[1])), "wall_s": float(trajectory.metadata.get("wall_s", 0.0))}
+
+
+@contextlib.contextmanager
+def ray_runtime(workers: int | None = None) -> Iterator[None]:
+    """A local Ray runtime for the block (``workers`` CPUs, default all), unless one is running:
+    then that one is used and left running. Wrap a whole design loop to start Ray once."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def run_simulations(jobs: Sequence[tuple[CellSpec, Protocol, Fidelity]], *, backend: Backend = "serial",
+                    cache: ModelCache | None = None, workers: int | None = None,
+                    label: str = "simulate") -> list[dict[str, Any]]:
+    """:func:`simulate_columns` for every (cell, protocol, fidelity) job, in order.
+
+    "serial" solves here with ``cache``; "ray" submits every job at once and gathers with
+    ray.wait (a worker lost on every retry gives a failed result, a bug in a task is raised).
+    """
+    if backend == "serial":
+        return [simulate_columns(*job, cache=cache) for job in tqdm(jobs, desc=label, unit="design", disable=None,
+                                                                       leave=False)]
+    if backend != "ray":
+        raise ConfigError(f"backend = {backend!r}: allowed: serial, ray")
+    import ray
+
+    with ray_runtime(workers):
+        task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(simulate_columns)
+        position = {task.remote(*job): k for k, job in enumerate(jobs)}
+        results: list[dict[str, Any] | None] = [None] * len(jobs)
+        pending = list(position)
+        with tqdm(total=len(jobs), desc=label, unit="design", disable=None, leave=False) as bar:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                for ref in done:
+                    results[position[ref]] = _gathered(ray, ref)
+                    bar.update(1)
+    return results
+
+
+def _gathered(ray, ref) -> dict[str, Any]:
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as error:
+        raise error.cause from None  # a bug or bad input: fail as the serial backend would
+    except ray.exceptions.RayError as error:
+        return {"status": "failed", "message": f"{type(error).__name__}: worker lost on every retry", "columns": {},
+                "capacity_Ah": float("nan"), "window_V": (float("nan"), float("nan")), "wall_s": 0.0}
+
+
+class RunModel(abc.ABC):
+    """What both evaluators share: the run's corpus spec, its design space, design checks,
+    simulation and scoring. Subclasses choose the cell and fidelity and may correct the
+    trajectories (:meth:`_correct`)."""
+
+    name = "model"
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        manifest = _read_json(self.run_dir / CORPUS_MANIFEST)
+        if "spec" not in manifest:
+            raise DataError(f"{self.run_dir / CORPUS_MANIFEST}: no 'spec'; allowed: a manifest written by hybat corpus")
+        self.spec: CorpusSpec = validate(CorpusSpec, manifest["spec"], str(self.run_dir / CORPUS_MANIFEST))
+        self.cache = ModelCache()
+        self.timing: dict[str, float] = {}
+
+    @property
+    def design_space(self) -> dict[str, Range]:
+        """The training design ranges by short name ({} when the corpus varied no design)."""
+        return dict(self.spec.design.variables) if self.spec.design else {}
+
+    def default_design(self) -> dict[str, float]:
+        """The parameter set's value (with the corpus cell's overrides) of each design variable
+        of the training space."""
+        values = base_parameter_values(self.spec.cell)
+        named = self.spec.cell.named_parameters()
+        return {name: float(named.get(DESIGN_VARIABLES[name][0], values[DESIGN_VARIABLES[name][0]]))
+                for name in self.design_space}
+
+    def resolve_design(self, design: Mapping[str, float], out_of_range: OutOfRange = "refuse",
+                       ) -> tuple[dict[str, float], list[str]]:
+        """(every training design variable with ``design``'s values or the defaults, flags).
+
+        Raises ConfigError for an unknown name, a value outside DESIGN_VARIABLES' physical bounds,
+        or (``out_of_range="refuse"``) a value outside the training range or a variable the
+        corpus never varied.
+        """
+        if out_of_range not in ("refuse", "flag"):
+            raise ConfigError(f"out_of_range = {out_of_range!r}: allowed: refuse, flag")
+        resolved = {**self.default_design(), **{name: float(value) for name, value in design.items()}}
+        flags = []
+        for name, value in resolved.items():
+            if name not in DESIGN_VARIABLES:
+                raise ConfigError(f"design variable '{name}' = {value}: unknown; allowed: "
+                                  f"{', '.join(DESIGN_VARIABLES)}")
+            _, low, high, _ = DESIGN_VARIABLES[name]
+            if not low <= value <= high:
+                raise ConfigError(f"design variable '{name}' = {value}: outside its physical bounds [{low}, {high}]")
+            bounds = self.design_space.get(name)
+            if bounds is None:
+                flags.append(f"design variable '{name}' = {value}: the training corpus never varied it; allowed: "
+                             f"{', '.join(self.design_space) or '(no design variables)'}")
+            elif not _inside(value, bounds.low, bounds.high):
+                flags.append(f"design variable '{name}' = {value}: outside the training range "
+                             f"[{bounds.low}, {bounds.high}]")
+        if flags and out_of_range == "refuse":
+            raise ConfigError(f"{flags[0]} (run {self.run_dir}); allowed: designs inside the training design space, "
+                              "or out_of_range='flag' to evaluate it anyway")
+        return resolved, flags
+
+    def resolve_conditions(self, conditions: OperatingConditions, out_of_range: OutOfRange = "refuse",
+                           ) -> tuple[float, float, list[str]]:
+        """(ambient temperature [K], initial SOC, flags) with the corpus's defaults filled in."""
+        temperatures = self.spec.ambient_temperatures_K
+        ambient = temperatures[0] if conditions.ambient_temperature_K is None else conditions.ambient_temperature_K
+        soc = self.spec.cell.initial_soc if conditions.initial_soc is None else conditions.initial_soc
+        flags = []
+        if not _inside(ambient, min(temperatures), max(temperatures)):
+            flags.append(f"ambient_temperature_K = {ambient}: outside the training temperatures "
+                         f"[{min(temperatures)}, {max(temperatures)}]")
+        if flags and out_of_range == "refuse":
+            raise ConfigError(f"{flags[0]}; allowed: conditions inside the training corpus, or out_of_range='flag'")
+        return ambient, soc, flags
+
+    # --- what subclasses choose --------------------------------------------------------
+
+    @abc.abstractmethod
+    def cell(self, design: dict[str, float], ambient_K: float, initial_soc: float) -> CellSpec:
+        """The CellSpec this model simulates for ``design`` (short names, SI units)."""
+
+    @property
+    @abc.abstractmethod
+    def fidelity(self) -> Fidelity:
+        """The PyBaMM fidelity this model simulates."""
+
+    def _correct(self, results: list[dict[str, Any]], designs: list[dict[str, float]]) -> list[dict[str, np.ndarray]]:
+        """Columns to score per result (surrogates add the residual); results with status
+        "failed" get {}."""
+        return [dict(result["columns"]) if result["status"] != "failed" else {} for result in results]
+
+    # --- the entry point ---------------------------------------------------------------
+
+    def evaluate(self, designs: Sequence[Mapping[str, float]], protocol: Protocol | Sequence[Protocol], *,
+                 conditions: OperatingConditions = OperatingConditions(), mass_model: MassModel = MassModel(),
+                 metric_options: MetricOptions = MetricOptions(), backend: Backend = "serial",
+                 out_of_range: OutOfRange = "refuse", workers: int | None = None) -> list[DesignEvaluation]:
+        """Evaluate each design under ``protocol`` (one for all designs, or one per design).
+
+        Returns one :class:`DesignEvaluation` per design, in order; ``self.timing`` holds the
+        seconds spent simulating, correcting and in total.
+        """
+        started = time.perf_counter()
+        protocols = _per_design(protocol, len(designs))
+        ambient, soc, condition_flags = self.resolve_conditions(conditions, out_of_range)
+        resolved = [self.resolve_design(design, out_of_range) for design in designs]
+        cells = [self.cell(design, ambient, soc) for design, _ in resolved]
+        results = run_simulations([(cell, protocol_k, self.fidelity) for cell, protocol_k in zip(cells, protocols)],
+                                  backend=backend, cache=self.cache, workers=workers, label=f"{self.name} solves")
+        simulated = time.perf_counter()
+        corrected = self._correct(results, [design for design, _ in resolved])
+        correction_s = time.perf_counter() - simulated
+        evaluations = []
+        for (design, flags), cell, result, columns in zip(resolved, cells, results, corrected):
+            mass = cell_mass_volume(cell, mass_model)
+            metrics = (trajectory_metrics(columns, capacity_Ah=result["capacity_Ah"], window_V=result["window_V"],
+                                          mass=mass, options=metric_options)
+                       if columns else dict.fromkeys(METRICS, float("nan")))
+            evaluations.append(DesignEvaluation(design, result["status"], result["message"], columns, metrics,
+                                                result["capacity_Ah"], result["window_V"],
+                                                condition_flags + flags,
+                                                result["wall_s"] + correction_s / max(len(designs), 1)))
+        self.timing = {"simulate_s": simulated - started, "correct_s": correction_s,
+                       "wall_s": time.perf_counter() - started, "designs": len(designs)}
+        return evaluations
+
+
+class ReferenceModel(RunModel):
+    """The run's plant (corpus reference fidelity and overrides), nominal: no variability, no sensor."""
+
+    name = "reference"
+
+    def cell(self, design: dict[str, float], ambient_K: float, initial_soc: float) -> CellSpec:
+        overrides = {**self.spec.cell.overrides, **self.spec.reference.overrides}
+        return self.spec.cell.with_updates(design=design, ambient_temperature_K=ambient_K, initial_soc=initial_soc,
+                                           overrides=overrides)
+
+    @property
+    def fidelity(self) -> Fidelity:
+        return self.spec.reference.fidelity
+
+
+class HybridSurrogate(RunModel):
+    """The run's physics model corrected by one of its hybrid residual models.
+
+    model: the hybrid's name in the run (default: the first hybrid of run_config.json).
+    """
+
+    name = "surrogate"
+
+    def __init__(self, run_dir: str | Path, *, model: str | None = None):
+        super().__init__(run_dir)
+        config = _read_json(self.run_dir / RUN_CONFIG)
+        hybrids = [entry["name"] for entry in config.get("models", [])]
+        if not hybrids:
+            raise DataError(f"{self.run_dir / RUN_CONFIG}: the run has no hybrid model; allowed: a run with models")
+        name = hybrids[0] if model is None else model
+        if name not in hybrids:
+            raise ConfigError(f"model = {name!r}: not a hybrid of run {self.run_dir}; allowed: {', '.join(hybrids)}")
+        self.model_name = name
+        self.trained = load_trained(self.run_dir / name / CHECKPOINT, name)
+        require_causal(self.trained.model, "the design surrogate")
+        self.normalisation = self.trained.normalisation
+        expected = _read_json(self.run_dir / NORMALISATION)["hybrid"]["features"]
+        if self.normalisation["features"] != expected:
+            raise DataError(f"{self.run_dir / name / CHECKPOINT}: features {self.normalisation['features']} "
+                            f"differ from {NORMALISATION}'s {expected}; allowed: the checkpoint of this run")
+        self._check_features()
+
+    def cell(self, design: dict[str, float], ambient_K: float, initial_soc: float) -> CellSpec:
+        return self.spec.cell.with_updates(design=design, ambient_temperature_K=ambient_K, initial_soc=initial_soc)
+
+    @property
+    def fidelity(self) -> Fidelity:
+        return self.spec.physics
+
+    def _check_features(self) -> None:
+        """Every feature the model reads must come from a physics run and the design."""
+        available = {CURRENT, AMBIENT, TIME_STEP, *PHYSICS_COLUMNS.values(),
+                     *(DESIGN_PREFIX + name for name in self.design_space)}
+        missing = [name for name in self.normalisation["features"] if name not in available]
+        if missing:
+            raise DataError(f"{self.run_dir / NORMALISATION}: feature '{missing[0]}' cannot be built at design time; "
+                            f"allowed: {', '.join(sorted(available))}")
+
+    @torch.no_grad()
+    def _correct(self, results: list[dict[str, Any]], designs: list[dict[str, float]]) -> list[dict[str, np.ndarray]]:
+        """Physics columns -> hybrid cells -> one padded forward pass -> corrected columns."""
+        cells = {k: self._hybrid_cell(k, result["columns"], design, result["capacity_Ah"])
+                 for k, (result, design) in enumerate(zip(results, designs)) if result["status"] != "failed"}
+        corrected: list[dict[str, np.ndarray]] = [{} for _ in results]
+        if not cells:
+            return corrected
+        order = sorted(cells)
+        inputs = [cell_inputs(cells[k], self.normalisation) for k in order]  # each (time_k, features)
+        batch = torch.zeros(len(inputs), max(len(x) for x in inputs), inputs[0].shape[1])  # (designs, time, features)
+        for row, x in enumerate(inputs):
+            batch[row, :len(x)] = torch.from_numpy(x)
+        with torch_threads(1):  # see TrainConfig.threads
+            outputs, _ = self.trained.model(batch)  # (designs, time, targets); padding after each end is never read
+        for row, k in enumerate(order):
+            cell = cells[k]
+            voltage, soc, temperature = decode_outputs(outputs[row, :cell.rows].double().numpy(), cell,
+                                                       self.normalisation)
+            physics = results[k]["columns"]
+            corrected[k] = {**physics, VOLTAGE: voltage, PHYSICS_VOLTAGE: physics[VOLTAGE],
+                            PROTOCOL_VOLTAGE: physics[VOLTAGE], SOC: soc if soc is not None else physics[SOC]}
+            if temperature is not None:  # a temperature head: metrics read the corrected temperature
+                corrected[k].update({TEMPERATURE: temperature, PHYSICS_TEMPERATURE: physics[TEMPERATURE]})
+        return corrected
+
+    def _hybrid_cell(self, index: int, columns: dict[str, np.ndarray], design: dict[str, float],
+                     capacity_Ah: float) -> Cell:
+        """The physics outputs under their training names (``Physics ...``) as a hybrid.data.corpus.Cell."""
+        renamed = {TIME: columns[TIME], CURRENT: columns[CURRENT], AMBIENT: columns[AMBIENT]}
+        renamed.update({physics_name: columns[name] for name, physics_name in PHYSICS_COLUMNS.items()
+                        if name in columns})
+        renamed.setdefault(PHYSICS_SOC, columns[SOC])
+        return Cell(index, renamed, {DESIGN_PREFIX + name: value for name, value in design.items()},
+                    float(columns[AMBIENT][0]), capacity_Ah, {})
+
+
+def _per_design(protocol: Protocol | Sequence[Protocol], count: int) -> list[Protocol]:
+    if isinstance(protocol, (list, tuple)):
+        if len(protocol) != count:
+            raise ConfigError(f"protocol: {len(protocol)} protocols for {count} designs; allowed: one protocol, "
+                              "or one per design")
+        return list(protocol)
+    return [protocol] * count
+
+
+def _inside(value: float, low: float, high: float) -> bool:
+    slack = 1e-9 * max(abs(low), abs(high), 1e-30)
+    return low - slack <= value <= high + slack
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DataError(f"{path}: not found; allowed: a run directory written by hybat train")
+    return json.loads(path.read_text())

@@ -1,0 +1,239 @@
+"""A training run end to end: corpus -> splits and normalisation -> black box and hybrids -> metrics.
+
+:func:`train_run` reads a :class:`TrainRunConfig` (``configs/train/*.yaml``), trains the
+black-box baseline and every hybrid with :func:`hybrid.train.loop.fit`, and leaves in the run
+directory::
+
+    run_dir/
+      run_config.json      the resolved config (every default filled in)
+      splits.json          the split assignment: sample ids and the rows each split scores
+      normalisation.json   per family (hybrid, black_box): features, targets, mean/std
+      summary.json         what train_run returns
+      <model name>/        fit's run directory: best.pt, last.pt, history.json, grad_norms.jsonl
+      metrics.json, plots/ written by evaluate_run
+
+:func:`evaluate_run` reloads the checkpoints (``weights_only=True``) and reports physics,
+black box and hybrids side by side (see :mod:`hybrid.evaluate.report`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from hybrid.data import (
+    Corpus,
+    FeatureOptions,
+    SplitAssignment,
+    SplitOptions,
+    assign_splits,
+    fit_normalisation,
+    load_corpus,
+    make_batches,
+)
+from hybrid.models import ModelConfig, TwoBranchConfig, build_model, config_from_dict, config_to_dict
+from hybrid.data.batch import SequenceBatch
+from hybrid.train.loop import TrainConfig, fit, seed_everything
+from sim.config import StrictModel, load_config, validate
+from sim.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+CORPUS_MANIFEST = "corpus_manifest.json"
+RUN_CONFIG = "run_config.json"
+SPLITS = "splits.json"
+NORMALISATION = "normalisation.json"
+SUMMARY = "summary.json"
+METRICS = "metrics.json"
+CHECKPOINT = "best.pt"
+HYBRID_KINDS = ("residual_rnn", "two_branch")
+PHYSICS = "physics"
+BLACK_BOX = "black_box"
+
+
+class EvaluationOptions(StrictModel):
+    """rest_c_rate: |current| below this C-rate is rest. fast_step_s: a row at most this long
+    after the previous one is on the fast (pulse) grid. plots: write PNG plots."""
+
+    rest_c_rate: float = Field(0.02, gt=0.0)
+    fast_step_s: float = Field(2.0, gt=0.0)
+    plots: bool = True
+
+
+_SET_BY_DATA = ("input_size", "output_size", "current_index")
+
+
+def _model_config(model: dict[str, Any], input_size: int, output_size: int, current_index: int) -> ModelConfig:
+    """The model config for ``model`` (a YAML dict without sizes) on data of the given sizes."""
+    given = sorted(set(model) & set(_SET_BY_DATA))
+    if given:
+        raise ConfigError(f"model field '{given[0]}' is set from the data; allowed: leave it out")
+    sizes = {"input_size": input_size, "output_size": output_size}
+    if model.get("kind") == TwoBranchConfig.kind:
+        sizes["current_index"] = current_index
+    return config_from_dict({**model, **sizes})
+
+
+class ModelEntry(StrictModel):
+    """One hybrid: a name (its run subdirectory and metrics key), its model config without the
+    sizes (kind residual_rnn or two_branch), and overrides of the shared train settings."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
+    model: dict[str, Any]
+    train: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in (PHYSICS, BLACK_BOX):
+            raise ValueError(f"'{name}' is reserved for a baseline; allowed: any other name")
+        return name
+
+    @field_validator("model")
+    @classmethod
+    def _hybrid_kind(cls, model: dict[str, Any]) -> dict[str, Any]:
+        if model.get("kind") not in HYBRID_KINDS:
+            raise ValueError(f"kind = {model.get('kind')!r}; allowed for a hybrid: {', '.join(HYBRID_KINDS)}")
+        _model_config(model, 2, 1, 0)
+        return model
+
+
+class BlackBoxEntry(StrictModel):
+    """The black-box baseline (always trained): its model config without the sizes (kind
+    black_box, the default) and overrides of the shared train settings."""
+
+    model: dict[str, Any] = Field(default_factory=lambda: {"kind": "black_box", "cell": "gru", "hidden_size": 32})
+    train: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("model")
+    @classmethod
+    def _black_box_kind(cls, model: dict[str, Any]) -> dict[str, Any]:
+        model = {"kind": "black_box", **model}
+        if model["kind"] != "black_box":
+            raise ValueError(f"kind = {model['kind']!r}; allowed for the baseline: 'black_box'")
+        _model_config(model, 2, 1, 0)
+        return model
+
+
+class TrainRunConfig(StrictModel):
+    """A training run: features, splits, models (hybrids; the black box is always trained),
+    the shared train settings and the evaluation options."""
+
+    name: str = "run"
+    features: FeatureOptions = FeatureOptions()
+    splits: SplitOptions = SplitOptions()
+    models: list[ModelEntry] = Field(default_factory=list)
+    black_box: BlackBoxEntry = BlackBoxEntry()
+    train: TrainConfig = TrainConfig()
+    evaluation: EvaluationOptions = EvaluationOptions()
+
+    @model_validator(mode="after")
+    def _valid_entries(self) -> "TrainRunConfig":
+        names = [entry.name for entry in self.models]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"model name '{duplicates[0]}' appears twice; allowed: unique names")
+        for entry in [self.black_box, *self.models]:
+            self.train_config(entry)
+        return self
+
+    def entries(self) -> list[tuple[str, str, ModelEntry | BlackBoxEntry]]:
+        """(name, family, entry) of every model to train, black box first."""
+        return [(BLACK_BOX, "black_box", self.black_box), *((entry.name, "hybrid", entry) for entry in self.models)]
+
+    def train_config(self, entry: ModelEntry | BlackBoxEntry) -> TrainConfig:
+        """The shared train settings with ``entry``'s overrides."""
+        return validate(TrainConfig, {**self.train.model_dump(), **entry.train},
+                        f"train overrides {entry.train}")
+
+
+# --- training -----------------------------------------------------------------------------
+
+
+def train_run(config_path: Path, corpus_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """Train the run described by the YAML file ``config_path`` on ``corpus_dir`` into ``out_dir``."""
+    return train_from_config(load_config(config_path, TrainRunConfig), corpus_dir, out_dir)
+
+
+def train_from_config(config: TrainRunConfig, corpus_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """Train the black box and every hybrid of ``config``; returns (and writes) the summary.
+
+    Raises ConfigError if ``out_dir`` already holds a run or the splits leave no train or
+    validation cells, DataError if the corpus is unusable.
+    """
+    out_dir, corpus_dir = Path(out_dir), Path(corpus_dir)
+    if (out_dir / RUN_CONFIG).exists():
+        raise ConfigError(f"out_dir {out_dir} already holds a run ({RUN_CONFIG}); allowed: a new directory")
+    corpus = load_corpus(corpus_dir)
+    assignment = assign_splits(corpus, config.splits)
+    normalisation = {family: fit_normalisation(corpus, assignment, config.features, family)
+                     for family in ("black_box", "hybrid")}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(out_dir / RUN_CONFIG, config.model_dump(mode="json"))
+    _write_json(out_dir / SPLITS, assignment.to_dict())
+    _write_json(out_dir / NORMALISATION, normalisation)
+    # the corpus spec travels with the run: the surrogate needs its physics model, its plant
+    # and the design space the hybrid was trained on
+    _write_json(out_dir / CORPUS_MANIFEST, _read_json(corpus_dir / "manifest.json"))
+    models = {}
+    for name, family, entry in config.entries():
+        log.info("training %s (%s)", name, family)
+        models[name] = _train_one(name, entry, config, corpus, assignment, normalisation[family], out_dir,
+                                  str(corpus_dir))
+    summary = {
+        "run": config.name, "run_dir": str(out_dir), "corpus": str(corpus_dir),
+        "splits": {split: assignment.sample_ids(split) for split in assignment.names()},
+        "features": {family: norm["features"] for family, norm in normalisation.items()},
+        "dropped_features": {family: norm["dropped_features"] for family, norm in normalisation.items()},
+        "models": models,
+    }
+    _write_json(out_dir / SUMMARY, summary)
+    return summary
+
+
+def _train_one(name: str, entry: ModelEntry | BlackBoxEntry, config: TrainRunConfig, corpus: Corpus,
+               assignment: SplitAssignment, normalisation: dict[str, Any], out_dir: Path,
+               corpus_label: str) -> dict[str, Any]:
+    train_config = config.train_config(entry)
+    train_batches = _batches(corpus, assignment, "train", normalisation, train_config.batch_size)
+    val_batches = _batches(corpus, assignment, "val", normalisation, train_config.batch_size)
+    model_config = _model_config(entry.model, len(normalisation["features"]), len(normalisation["targets"]),
+                                 normalisation["current_index"])
+    seed_everything(train_config.seed)  # before building: the initial weights follow the seed
+    model = build_model(model_config)
+    started = time.perf_counter()
+    result = fit(model, train_batches, val_batches, train_config, run_dir=out_dir / name,
+                 model_config=config_to_dict(model_config), normalisation=normalisation,
+                 extra={"model_name": name, "run": config.name, "corpus": corpus_label})
+    speeds = [epoch["steps_per_second"] for epoch in result.history]
+    return {"family": normalisation["family"], "kind": model_config.kind,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "initial_val_loss": result.initial_val_loss, "best_val_loss": result.best_val_loss,
+            "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
+            "train_steps_per_s": sum(speeds) / len(speeds) if speeds else None,
+            "seconds": time.perf_counter() - started}
+
+
+def _batches(corpus: Corpus, assignment: SplitAssignment, split: str, normalisation: dict[str, Any],
+             batch_size: int) -> list[SequenceBatch]:
+    ranges = assignment.ranges.get(split)
+    if not ranges:
+        raise ConfigError(f"splits: the {split} split is empty ({len(corpus.cells)} usable cells); training needs "
+                          "train and val cells: raise val_fraction or use a corpus with more cells")
+    return make_batches(corpus, ranges, normalisation, batch_size)
+
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise DataError(f"{path}: not found; allowed: a run directory written by train_run")
+    return json.loads(path.read_text())
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(payload, indent=1))

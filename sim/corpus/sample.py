@@ -1,0 +1,216 @@
+"""One corpus sample: plan it from (corpus seed, index), simulate the reference, measure it,
+drive the physics model with the measured current, and return numpy columns.
+
+Everything random about a sample comes from ``SeedSequence(corpus seed, spawn_key=(index,))``
+and the design point ``index`` of a seeded quasi-random sequence, so a sample is the same
+whichever worker, backend or run computes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.stats import qmc
+
+from sim.protocols import AgeingCampaign, CurrentTrace, Dynamic, Protocol
+from sim.physics import ModelCache, simulate
+from sim.plant import TRUTH_COLUMNS, measure_reference
+from sim.physics import Trajectory
+
+# physics outputs stored beside the reference (states the hybrid may read online)
+PHYSICS_COLUMNS = {
+    "Voltage [V]": "Physics voltage [V]",
+    "Cell temperature [K]": "Physics cell temperature [K]",
+    "State of charge": "Physics state of charge",
+    "X-averaged negative particle surface stoichiometry": "Physics X-averaged negative particle surface stoichiometry",
+    "X-averaged positive particle surface stoichiometry": "Physics X-averaged positive particle surface stoichiometry",
+    "X-averaged negative electrode surface potential difference [V]":
+        "Physics X-averaged negative electrode surface potential difference [V]",
+    "Loss of lithium inventory [%]": "Physics loss of lithium inventory [%]",
+    "X-averaged negative SEI thickness [m]": "Physics X-averaged negative SEI thickness [m]",
+}
+WORKER_CACHE = ModelCache(max_size=16)
+PHYSICS_VOLTAGE_MARGIN_V = 0.3
+
+
+class SampleTimeout(Exception):
+    """A sample ran past the corpus's per-sample time limit."""
+
+
+@dataclass
+class SamplePlan:
+    """Everything that defines sample ``index`` of a corpus."""
+
+    index: int
+    seed: int
+    design: dict[str, float]
+    ambient_temperature_K: float
+    protocol: Protocol
+    scales: dict[str, float]
+    rng: np.random.Generator = field(repr=False)
+
+
+@dataclass
+class SampleResult:
+    """What a worker sends back: one samples-table row and numpy columns (never a Solution)."""
+
+    record: dict[str, Any]
+    series: dict[str, np.ndarray] | None = None
+    cycles: dict[str, np.ndarray] | None = None
+
+
+def design_point(spec, index: int) -> dict[str, float]:
+    """Design variables of sample ``index`` from the spec's seeded sampler."""
+    if spec.design is None or not spec.design.variables:
+        return {}
+    names = sorted(spec.design.variables)
+    if spec.design.sampler == "sobol":
+        # the first 2^m points of a Sobol sequence are a prefix of any longer draw, so point
+        # ``index`` does not depend on how many cells the corpus has
+        sampler = qmc.Sobol(len(names), scramble=True, seed=spec.seed)
+        unit = sampler.random_base2(max(0, index.bit_length()))[index]
+    else:
+        unit = qmc.LatinHypercube(len(names), seed=spec.seed).random(spec.cells)[index]
+    return {name: spec.design.variables[name].at(u) for name, u in zip(names, unit)}
+
+
+def plan_sample(spec, index: int) -> SamplePlan:
+    """The deterministic plan of sample ``index`` (depends only on the spec and the index)."""
+    sequence = np.random.SeedSequence(spec.seed, spawn_key=(index,))
+    rng = np.random.default_rng(sequence)
+    weights = np.array([choice.weight for choice in spec.protocols])
+    protocol = spec.protocols[int(rng.choice(len(weights), p=weights / weights.sum()))].protocol
+    ambient = float(spec.ambient_temperatures_K[int(rng.integers(len(spec.ambient_temperatures_K)))])
+    protocol = _reseed_profiles(protocol, int(rng.integers(2**31)))
+    scales = spec.reference.draw_scales(rng)
+    return SamplePlan(index, int(sequence.generate_state(1)[0]), design_point(spec, index), ambient,
+                      protocol, scales, rng)
+
+
+def _reseed_profiles(protocol: Protocol, seed: int) -> Protocol:
+    """Give a sample its own dynamic profile (a profile's seed is part of the protocol)."""
+    if isinstance(protocol, Dynamic) and protocol.current_csv is None and protocol.speed_csv is None:
+        return protocol.model_copy(update={"seed": seed})
+    if isinstance(protocol, AgeingCampaign) and "dynamic" in protocol.diagnostics:
+        return protocol.model_copy(update={"dynamic": _reseed_profiles(protocol.dynamic, seed)})
+    return protocol
+
+
+def run_sample(spec, index: int, cache: ModelCache | None = None) -> SampleResult:
+    """Simulate sample ``index``: reference, sensor, physics counterpart. Failures are data."""
+    started = time.perf_counter()
+    plan = plan_sample(spec, index)
+    record = base_record(spec, plan)
+    try:
+        with _time_limit(spec.timeout_s):
+            result = _simulate_pair(spec, plan, record, cache or WORKER_CACHE)
+    except SampleTimeout:
+        result = SampleResult({**record, "status": "failed",
+                               "message": f"SampleTimeout: exceeded timeout_s = {spec.timeout_s} s"})
+    result.record["wall_s"] = time.perf_counter() - started
+    return result
+
+
+def _simulate_pair(spec, plan: SamplePlan, record: dict, cache: ModelCache) -> SampleResult:
+    base = dict(design=plan.design, ambient_temperature_K=plan.ambient_temperature_K)
+    plant_cell = spec.cell.with_updates(**base, overrides={**spec.cell.overrides, **spec.reference.overrides},
+                                        scales={**spec.cell.scales, **plan.scales})
+    reference = simulate(plant_cell, plan.protocol, spec.reference.fidelity, cache=cache)
+    if not reference.ok:
+        return SampleResult({**record, "status": "failed", "message": f"reference: {reference.message}"})
+    measured, draws = measure_reference(reference, spec.reference.sensor, plan.rng)
+    boundaries = tuple(zip(reference.cycles["Tag"].tolist(), reference.cycles["Start time [s]"].tolist(),
+                           reference.cycles["End time [s]"].tolist()))
+    trace = CurrentTrace(measured["Time [s]"], measured["Current [A]"], measured["Discharge capacity [A.h]"],
+                         boundaries)
+    physics = simulate(spec.cell.with_updates(**base), trace, spec.physics, cache=cache, voltage_cutoffs=False)
+    if not physics.ok:
+        return SampleResult({**record, "status": "failed", "message": f"physics: {physics.message}"})
+    physics_message = _cut_where_physics_leaves_its_window(measured, reference, physics)
+    status = "ok" if reference.status == physics.status == "ok" and not physics_message else "truncated"
+    record.update(status=status, message=f"reference: {reference.message}; physics: {physics_message or physics.message}",
+                  rows=len(measured["Time [s]"]), simulated_hours=float(measured["Time [s]"][-1] / 3600.0),
+                  capacity_Ah=reference.metadata["capacity_Ah"],
+                  physics_capacity_Ah=physics.metadata["capacity_Ah"],
+                  **{f"sensor_{name}": value for name, value in draws.items()})
+    return SampleResult(record, _series(plan.index, measured, reference, physics),
+                        _cycles(plan.index, reference, physics))
+
+
+def _cut_where_physics_leaves_its_window(measured: dict, reference: Trajectory, physics: Trajectory) -> str:
+    """Driven past its own full or empty state (the plant holds more charge, or the measured
+    charge counter drifted), the physics model's voltage runs off to its OCP asymptotes.
+    Cut the series and the cycles there, in place; return why (empty when nothing was cut)."""
+    lower, upper = physics.metadata["voltage_window_V"]
+    voltage = physics.columns["Voltage [V]"]
+    margin = PHYSICS_VOLTAGE_MARGIN_V
+    outside = np.flatnonzero((voltage < lower - margin) | (voltage > upper + margin))
+    if len(outside) == 0:
+        return ""
+    end = int(outside[0])
+    end_time = float(measured["Time [s]"][end])
+    for columns in (measured, reference.columns, physics.columns):
+        for name in columns:
+            columns[name] = columns[name][:end]
+    for trajectory in (reference, physics):
+        keep = trajectory.cycles["End time [s]"] < end_time
+        trajectory.cycles = {name: values[keep] for name, values in trajectory.cycles.items()}
+    return (f"left its voltage window [{lower}, {upper}] V by more than {margin} V at t = {end_time:.0f} s; "
+            "series cut there")
+
+
+def base_record(spec, plan: SamplePlan) -> dict[str, Any]:
+    return {"sample_id": plan.index, "status": "failed", "message": "", "seed": plan.seed,
+            **{f"design_{name}": value for name, value in plan.design.items()},
+            **{f"scale_{name}": value for name, value in plan.scales.items()},
+            "ambient_temperature_K": plan.ambient_temperature_K, "protocol_kind": plan.protocol.kind,
+            "protocol": json.dumps(plan.protocol.model_dump(mode="json"), sort_keys=True)}
+
+
+def _series(index: int, measured: dict, reference: Trajectory, physics: Trajectory) -> dict[str, np.ndarray]:
+    rows = len(measured["Time [s]"])
+    series = {"sample_id": np.full(rows, index, dtype=np.int64)}
+    for name in ("Time [s]", "Current [A]", "Ambient temperature [K]", "Voltage [V]", "Cell temperature [K]",
+                 "Discharge capacity [A.h]"):
+        if name in measured:
+            series[name] = measured[name]
+    series.update({name: reference.columns[name] for name in TRUTH_COLUMNS if name in reference.columns})
+    series.update({column: physics.columns[name] for name, column in PHYSICS_COLUMNS.items()
+                   if name in physics.columns})
+    return series
+
+
+def _cycles(index: int, reference: Trajectory, physics: Trajectory) -> dict[str, np.ndarray]:
+    names = [name for name in reference.cycles if name in physics.cycles]
+    count = (len(reference.cycles["Tag"]), len(physics.cycles["Tag"]))
+    cycles = {"sample_id": np.full(sum(count), index, dtype=np.int64),
+              "Source": np.array(["reference"] * count[0] + ["physics"] * count[1])}
+    cycles.update({name: np.concatenate([reference.cycles[name], physics.cycles[name]]) for name in names})
+    return cycles
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None):
+    """Raise SampleTimeout in this block after ``seconds`` (main thread only; checked when
+    the solver hands control back to Python, i.e. between experiment steps)."""
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _expire(signum, frame):
+        raise SampleTimeout()
+
+    previous = signal.signal(signal.SIGALRM, _expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -1,0 +1,3 @@
+from sim.protocols.steps import AgeingCampaign, CompiledProtocol, ConstantCurrent, CurrentTrace, Cycling, Dynamic, HPPC, Protocol, Rest, Ripple, Sequence, VoltageWindow, compile_protocol
+
+__all__ = ['AgeingCampaign', 'CompiledProtocol', 'ConstantCurrent', 'CurrentTrace', 'Cycling', 'Dynamic', 'HPPC', 'Protocol', 'Rest', 'Ripple', 'Sequence', 'VoltageWindow', 'compile_protocol']
