@@ -20,3 +20,15 @@ class DataError(HybatError, ValueError):
 
 class SimulationError(HybatError, RuntimeError):
     """A PyBaMM build or solve failed (raised only when the caller asks for exceptions)."""
+
+
+class InfeasibleDesign(SimulationError):
+    """A design that cannot exist (e.g. solid and pore volume fractions above 1)."""
+
+
+class SampleTimeout(SimulationError):
+    """A sample ran past the corpus's per-sample time limit."""
+
+
+class TrainingDiverged(HybatError, RuntimeError):
+    """A loss or gradient became NaN/inf, or the loss blew up; the last good checkpoint is kept."""

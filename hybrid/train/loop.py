@@ -52,7 +52,7 @@ from tqdm import tqdm
 
 from hybrid.data.batch import SequenceBatch
 from sim.config import StrictModel
-from sim.errors import ConfigError, DataError, HybatError
+from sim.errors import ConfigError, DataError, TrainingDiverged
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +64,6 @@ _DIVERGENCE_HINT = ("lower learning_rate (now {config.learning_rate:g}), set or 
                     "{config.grad_clip}), or check the batches for NaN/inf values")
 _RNN_LAYER = re.compile(r"_(l\d+(?:_reverse)?)$")
 _RESUMABLE_CHANGES = {"early_stopping_patience", "min_delta", "log_every", "device", "threads"}
-
-
-class TrainingDiverged(HybatError, RuntimeError):
-    """A loss or gradient became NaN/inf, or the loss blew up; the last good checkpoint is kept."""
 
 
 class TrainConfig(StrictModel):

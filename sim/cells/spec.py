@@ -18,7 +18,7 @@ import pybamm
 from pydantic import Field, field_validator, model_validator
 
 from sim.config import StrictModel
-from sim.errors import ConfigError, SimulationError
+from sim.errors import ConfigError, InfeasibleDesign
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +143,6 @@ def cell_parameter_values(cell: CellSpec, base: pybamm.ParameterValues | None = 
     values.update({"Ambient temperature [K]": cell.ambient_temperature_K,
                    "Initial temperature [K]": cell.ambient_temperature_K})
     return values
-
-
-class InfeasibleDesign(SimulationError):
-    """A design that cannot exist (e.g. solid and pore volume fractions above 1)."""
 
 
 def resolved_parameters(cell: CellSpec, values: pybamm.ParameterValues) -> dict[str, float]:

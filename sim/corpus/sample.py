@@ -23,6 +23,7 @@ from sim.protocols import AgeingCampaign, CurrentTrace, Dynamic, Protocol
 from sim.physics import ModelCache, simulate
 from sim.plant import TRUTH_COLUMNS, measure_reference
 from sim.physics import Trajectory
+from sim.errors import SampleTimeout
 
 # physics outputs stored beside the reference (states the hybrid may read online)
 PHYSICS_COLUMNS = {
@@ -38,10 +39,6 @@ PHYSICS_COLUMNS = {
 }
 WORKER_CACHE = ModelCache(max_size=16)
 PHYSICS_VOLTAGE_MARGIN_V = 0.3
-
-
-class SampleTimeout(Exception):
-    """A sample ran past the corpus's per-sample time limit."""
 
 
 @dataclass

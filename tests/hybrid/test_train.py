@@ -12,7 +12,6 @@ from torch import nn
 from hybrid.train.loop import (
     SequenceBatch,
     TrainConfig,
-    TrainingDiverged,
     evaluate,
     fit,
     gradient_norms,
@@ -21,7 +20,7 @@ from hybrid.train.loop import (
     tbptt_loss,
 )
 from sim.config import validate
-from sim.errors import ConfigError, DataError
+from sim.errors import ConfigError, DataError, TrainingDiverged
 
 MODEL_CONFIG = {"kind": "gru", "hidden_size": 12, "num_layers": 2}
 NORMALISATION = {"input_mean": [0.0], "input_std": [1.0], "target_mean": 0.0, "target_std": 1.0}
