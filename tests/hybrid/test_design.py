@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-from test_surrogate import smoke_run_dir
+from tests.hybrid.test_surrogate import smoke_run_dir
 
 from hybrid.design.active import ActiveLearningOptions
 from hybrid.design.problem import (

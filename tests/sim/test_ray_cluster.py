@@ -26,7 +26,7 @@ from hybrid.cli import main as hybat
 from sim.config import load_config
 from sim.corpus.generate import CorpusSpec, generate_corpus
 from sim.backends.ray_backend import KILL_ONCE_ENV
-from test_corpus import SMOKE, assert_same_corpus
+from tests.sim.test_corpus import SMOKE, assert_same_corpus
 
 
 def _ray_cli() -> str | None:
