@@ -11,7 +11,7 @@ drive-cycle-like profile per cell sampled every 1 s), generated under --corpora 
                frequency |f - round(f / fs) fs| (0.02 Hz for 10.02 Hz at 1 Hz), a slow fake
                oscillation in the measured current and voltage. The physics counterpart is
                driven by that measured current, so it answers the fake current as if it were real.
-    filtered   the same ripple through the sensor's analog anti-alias filter (sim.plant.reference.sensor): gone.
+    filtered   the same ripple through the sensor's analog anti-alias filter (sim.plant.sensor): gone.
     clean      no ripple at all: the cell's real behaviour.
 
 The same residual LSTM (hybrid.models.residual_rnn.ResidualRNN, TBPTT via hybrid.train.loop.fit) is trained on
@@ -31,7 +31,6 @@ Writes OUT/aliasing.md, .png, .json.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -40,27 +39,17 @@ import torch
 from matplotlib import pyplot as plt
 from scipy import signal
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hybrid.data import CURRENT, PHYSICS_VOLTAGE, TIME, VOLTAGE_RESIDUAL
+from hybrid.evaluate import (class_errors, class_rmse_mV, held_out_class_rmse_mV, markdown_table, physics_model,
+                             predict_record, row_class_splits, write_outputs)
+from hybrid.models import ResidualRNNConfig
+from hybrid.train import TrainConfig, TrainedModel, TrainingSet, corpus_on_demand, load_training_set
+from sim.config import load_config
+from sim.corpus import CorpusSpec, ProtocolChoice
+from sim.protocols import Dynamic, Ripple
+from sim.signals import alias_frequency, tone_amplitude
 
-from claims_common import (  # noqa: E402
-    ROOT,
-    Data,
-    claims_spec,
-    ensure_corpus,
-    markdown_table,
-    physics_rmse_mV,
-    prepare,
-    rmse_mV,
-    train,
-    voltage_errors,
-    write_outputs,
-)
-from hybrid.data import CURRENT, PHYSICS_VOLTAGE, TIME, VOLTAGE_RESIDUAL, cell_inputs, decode_outputs  # noqa: E402
-from hybrid.models import ResidualRNNConfig  # noqa: E402
-from hybrid.train import TrainConfig  # noqa: E402
-from sim.corpus import CorpusSpec, ProtocolChoice  # noqa: E402
-from sim.protocols import Dynamic, Ripple  # noqa: E402
-from sim.signals import alias_frequency, tone_amplitude  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 VARIANTS = ("aliased", "filtered", "clean")
 TRAINED_ON = ("aliased", "filtered")
@@ -69,7 +58,7 @@ SAMPLE_PERIOD_S = 1.0  # the dynamic profile's fast_period_s
 
 def variant_spec(variant: str, cells: int, duration_s: float, ripple_hz: float, ripple_c_rate: float) -> CorpusSpec:
     """The claims corpus's cell, plant and physics with one rippled (or clean) dynamic profile per cell."""
-    base = claims_spec()
+    base = load_config(ROOT / "configs" / "corpus" / "claims.yaml", CorpusSpec)
     ripple = None if variant == "clean" else Ripple(frequency_hz=ripple_hz, amplitude_c_rate=ripple_c_rate)
     protocol = Dynamic(duration_s=duration_s, peak_c_rate=2.0, fast_period_s=SAMPLE_PERIOD_S, ripple=ripple)
     sensor = base.reference.sensor.model_copy(update={"anti_alias": variant != "aliased"})
@@ -78,7 +67,7 @@ def variant_spec(variant: str, cells: int, duration_s: float, ripple_hz: float, 
                                    "protocols": [ProtocolChoice(protocol=protocol)]})
 
 
-def artefact_tone(data: Data, clean: Data, split: str, column: str, frequency_hz: float) -> float:
+def artefact_tone(data: TrainingSet, clean: TrainingSet, split: str, column: str, frequency_hz: float) -> float:
     """Mean over the cells of ``split`` of the amplitude of the tone at frequency_hz in ``column``
     minus the same cell's clean ``column``: what the ripple added (same cells, same sensor draws)."""
     amplitudes = []
@@ -90,16 +79,13 @@ def artefact_tone(data: Data, clean: Data, split: str, column: str, frequency_hz
     return float(np.mean(amplitudes)) if amplitudes else float("nan")
 
 
-@torch.no_grad()
-def predicted_residual(model: torch.nn.Module, data: Data, sample_id: int) -> np.ndarray:
+def predicted_residual(model: TrainedModel, data: TrainingSet, sample_id: int) -> np.ndarray:
     """The model's residual [V] over one whole record of ``data``."""
     cell = data.corpus.cells[sample_id]
-    outputs, _ = model(torch.from_numpy(cell_inputs(cell, data.normalisation)).unsqueeze(0))
-    voltage = decode_outputs(outputs[0].double().numpy(), cell, data.normalisation).voltage
-    return voltage - cell.columns[PHYSICS_VOLTAGE]
+    return predict_record(model, cell).voltage_V - cell.columns[PHYSICS_VOLTAGE]
 
 
-def learned_artefact_mV(model: torch.nn.Module, data: Data, clean: Data, frequency_hz: float) -> float:
+def learned_artefact_mV(model: TrainedModel, data: TrainingSet, clean: TrainingSet, frequency_hz: float) -> float:
     """Mean amplitude [mV] of the tone at frequency_hz in (the model's residual on the rippled test
     records - its residual on the clean ones): how much of the alias the model reproduces."""
     amplitudes = []
@@ -127,12 +113,13 @@ def spectrum(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def run(corpora: Path, out: Path, cells: int, duration_s: float, ripple_hz: float, ripple_c_rate: float,
         epochs: int, hidden_size: int, seed: int) -> tuple[dict, dict]:
     alias_hz = alias_frequency(ripple_hz, SAMPLE_PERIOD_S)
-    data = {variant: prepare(ensure_corpus(corpora / variant, variant_spec(variant, cells, duration_s, ripple_hz,
-                                                                              ripple_c_rate)), seed=seed)
+    data = {variant: load_training_set(corpus_on_demand(corpora / variant, variant_spec(
+                variant, cells, duration_s, ripple_hz, ripple_c_rate)), row_class_splits(seed))
             for variant in VARIANTS}
     figures = {"ripple_hz": ripple_hz, "ripple_c_rate": ripple_c_rate, "alias_hz": alias_hz, "cells": cells,
                "duration_s": duration_s, "epochs": epochs, "hidden_size": hidden_size,
-               "physics_clean_test_rmse_mV": physics_rmse_mV(data["clean"])["all"]}
+               "physics_clean_test_rmse_mV": held_out_class_rmse_mV(
+                   physics_model(data["clean"].normalisation), data["clean"].corpus, data["clean"].assignment)["all"]}
     spectra = {}
     for variant in ("aliased", "filtered"):
         figures[variant] = {
@@ -144,15 +131,15 @@ def run(corpora: Path, out: Path, cells: int, duration_s: float, ripple_hz: floa
         model_config = ResidualRNNConfig(input_size=own.input_size, cell="lstm", hidden_size=hidden_size, layers=1)
         config = TrainConfig(epochs=epochs, batch_size=4, truncation_steps=200, learning_rate=3e-3, seed=seed,
                              early_stopping_patience=epochs)
-        model, _ = train(own, model_config, config, out / "runs" / variant)
+        model, _ = own.train_fresh(variant, model_config, config, out / "runs" / variant)
         # the clean cells, read with this model's features and normalisation
-        clean = Data(data["clean"].corpus, data["clean"].assignment, own.normalisation)
-        clean_errors = voltage_errors(model, clean, "test")["all"]
+        clean = TrainingSet(data["clean"].corpus, data["clean"].assignment, own.normalisation)
+        clean_errors = class_errors(model, clean.corpus, clean.assignment, "test")["all"]
         figures[variant].update({
             "learned_alias_mV": learned_artefact_mV(model, own, clean, alias_hz),
-            "clean_test_rmse_mV": rmse_mV(clean_errors),
+            "clean_test_rmse_mV": class_rmse_mV({"all": clean_errors})["all"],
             "clean_test_low_frequency_rms_mV": low_frequency_rms_mV(clean_errors, 2 * alias_hz),
-            "own_test_rmse_mV": rmse_mV(voltage_errors(model, own, "test")["all"]),
+            "own_test_rmse_mV": class_rmse_mV(class_errors(model, own.corpus, own.assignment, "test"))["all"],
         })
         spectra[f"training residual, {variant}"] = spectrum(np.concatenate(
             [own.corpus.cells[i].column(VOLTAGE_RESIDUAL) for i in sorted(own.assignment.ranges["train"])]))
@@ -187,7 +174,7 @@ def plot(figures: dict, spectra: dict):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    arguments = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    arguments = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     arguments.add_argument("--out", type=Path, required=True, help="directory for the table, plot and JSON")
     arguments.add_argument("--corpora", type=Path, default=ROOT / "corpora" / "aliasing",
                            help="where the aliased / filtered / clean corpora are (generated when absent)")

@@ -10,8 +10,8 @@ Two comparisons on the same cells (hybrid features, voltage-residual target):
    (causal filter: the residual at t from inputs up to t) and bidirectional (smoother: from the
    whole record), trained with hybrid.train.loop.fit by full BPTT and run over each whole test
    record. Test voltage RMSE [mV] per row class. The smoother is an offline tool only:
-   hybrid.models.residual_rnn.require_causal refuses it for online use (checked here).
-2. Forecasting with and without the causal mask. hybrid.models.residual_rnn.Seq2SeqForecaster encodes a
+   hybrid.models.base.require_causal refuses it for online use (checked here).
+2. Forecasting with and without the causal mask. hybrid.models.forecaster.Seq2SeqForecaster encodes a
    context window and forecasts the residual over the next ``horizon`` steps from the planned
    future inputs. Both variants are trained with teacher forcing on the true future targets;
    ``causal_mask=False`` also lets every decoder step see a summary of the whole true future
@@ -27,7 +27,7 @@ Writes OUT/causality.md, .png, .json.
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 from pathlib import Path
 
@@ -36,30 +36,16 @@ import torch
 from matplotlib import pyplot as plt
 from torch import Tensor
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hybrid.data import cell_inputs, cell_targets
+from hybrid.evaluate import (ROW_CLASSES, held_out_class_rmse_mV, markdown_table, physics_model, row_class_splits,
+                             write_outputs)
+from hybrid.models import ForecasterConfig, ResidualRNNConfig, Seq2SeqForecaster, build_model, require_causal
+from hybrid.train import TrainConfig, TrainingSet, corpus_on_demand, load_training_set, seed_everything
+from sim.config import load_config
+from sim.corpus import CorpusSpec
+from sim.errors import ConfigError
 
-from claims_common import (  # noqa: E402
-    ROW_CLASSES,
-    Data,
-    class_rmse_mV,
-    ensure_corpus,
-    markdown_table,
-    parser,
-    physics_rmse_mV,
-    prepare,
-    train,
-    write_outputs,
-)
-from hybrid.data import cell_inputs, cell_targets  # noqa: E402
-from hybrid.models import (  # noqa: E402
-    ForecasterConfig,
-    ResidualRNNConfig,
-    Seq2SeqForecaster,
-    build_model,
-    require_causal,
-)
-from hybrid.train import TrainConfig, seed_everything  # noqa: E402
-from sim.errors import ConfigError  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 FORECAST_MODES = ("train", "test_future_known", "test_future_zeros", "test_own_predictions")
 
@@ -67,7 +53,7 @@ FORECAST_MODES = ("train", "test_future_known", "test_future_zeros", "test_own_p
 # --- 1. smoothing vs filtering ------------------------------------------------------------
 
 
-def smoothing_vs_filtering(data: Data, out: Path, hidden_size: int, epochs: int, seed: int) -> dict:
+def smoothing_vs_filtering(data: TrainingSet, out: Path, hidden_size: int, epochs: int, seed: int) -> dict:
     results = {}
     for name, bidirectional in (("causal filter", False), ("bidirectional smoother", True)):
         model_config = ResidualRNNConfig(input_size=data.input_size, cell="lstm", hidden_size=hidden_size, layers=1,
@@ -76,13 +62,13 @@ def smoothing_vs_filtering(data: Data, out: Path, hidden_size: int, epochs: int,
                              early_stopping_patience=epochs)
         started = time.perf_counter()
         run_dir = out / "runs" / ("bidirectional" if bidirectional else "causal")
-        model, result = train(data, model_config, config, run_dir)
+        trained, result = data.train_fresh(run_dir.name, model_config, config, run_dir)
         try:
-            require_causal(model, "online state estimation")
+            require_causal(trained.model, "online state estimation")
             refused_online = False
         except ConfigError:
             refused_online = True
-        results[name] = {"rmse_mV": class_rmse_mV(model, data), "refused_online": refused_online,
+        results[name] = {"rmse_mV": held_out_class_rmse_mV(trained, data.corpus, data.assignment), "refused_online": refused_online,
                          "best_val_loss": result.best_val_loss, "train_wall_s": time.perf_counter() - started}
     return results
 
@@ -90,7 +76,7 @@ def smoothing_vs_filtering(data: Data, out: Path, hidden_size: int, epochs: int,
 # --- 2. forecaster with and without the causal mask ---------------------------------------
 
 
-def forecast_windows(data: Data, split: str, context: int, horizon: int, stride: int) -> dict[str, Tensor]:
+def forecast_windows(data: TrainingSet, split: str, context: int, horizon: int, stride: int) -> dict[str, Tensor]:
     """Windows of ``context + horizon`` valid rows every ``stride`` rows of each record of ``split``:
     context_x (n, context, features), context_y (n, context, 1), future_x (n, horizon, features),
     future_y (n, horizon, 1), all normalised."""
@@ -145,7 +131,7 @@ def forecast_rmse_mV(model: Seq2SeqForecaster, windows: dict[str, Tensor], mode:
     return float(torch.sqrt(torch.mean((prediction - windows["future_y"]) ** 2))) * scale_mV
 
 
-def forecasting(data: Data, context: int, horizon: int, hidden_size: int, epochs: int, seed: int) -> dict:
+def forecasting(data: TrainingSet, context: int, horizon: int, hidden_size: int, epochs: int, seed: int) -> dict:
     stride = max(1, horizon // 2)
     train_windows = forecast_windows(data, "train", context, horizon, stride)
     test_windows = forecast_windows(data, "test", context, horizon, stride)
@@ -211,19 +197,25 @@ def plot(figures: dict):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    arguments = parser(__doc__.splitlines()[0])
+    arguments = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    arguments.add_argument("--out", type=Path, required=True, help="directory for the table, plot and JSON")
+    arguments.add_argument("--corpus", type=Path, default=ROOT / "corpora" / "claims",
+                           help="corpus directory; generated from configs/corpus/claims.yaml when absent")
+    arguments.add_argument("--quick", action="store_true", help="tiny settings (seconds): for smoke tests")
+    arguments.add_argument("--seed", type=int, default=0)
     arguments.add_argument("--context", type=int, default=None, help="context window [steps] (default 60)")
     arguments.add_argument("--horizon", type=int, default=None, help="forecast horizon [steps] (default 30)")
     arguments.add_argument("--epochs", type=int, default=None)
     args = arguments.parse_args(argv)
     torch.set_num_threads(1)
     started = time.perf_counter()
-    data = prepare(ensure_corpus(args.corpus), seed=args.seed)
+    data = load_training_set(corpus_on_demand(args.corpus, load_config(ROOT / "configs" / "corpus" / "claims.yaml", CorpusSpec)), row_class_splits(args.seed))
     context, horizon = args.context or (20 if args.quick else 60), args.horizon or (10 if args.quick else 30)
     hidden_size = 8 if args.quick else 32
     epochs = args.epochs or (2 if args.quick else 30)
     figures = {"corpus": str(args.corpus), "context": context, "horizon": horizon, "epochs": epochs,
-               "hidden_size": hidden_size, "physics_rmse_mV": physics_rmse_mV(data),
+               "hidden_size": hidden_size,
+               "physics_rmse_mV": held_out_class_rmse_mV(physics_model(data.normalisation), data.corpus, data.assignment),
                "smoothing": smoothing_vs_filtering(data, args.out, hidden_size, epochs, args.seed),
                "forecasting": forecasting(data, context, horizon, hidden_size, epochs, args.seed)}
     figures["wall_s"] = time.perf_counter() - started

@@ -23,9 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
-def _rmse_mV(residual: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(residual**2)) * 1000.0) if len(residual) else float("nan")
+from hybrid.evaluate import rmse_mV
 
 
 def _life_masks(series: pd.DataFrame, cycles: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[float]]:
@@ -69,9 +67,9 @@ def corpus_residuals(corpus: Path) -> dict:
     return {
         "samples": int(len(usable)), "failed": int((samples["status"] == "failed").sum()),
         "rows": int(len(series)),
-        "rmse_mV": {"all": _rmse_mV(residual), "fast": _rmse_mV(residual[fast]),
-                    "relaxation": _rmse_mV(residual[resting]), "early_life": _rmse_mV(residual[early]),
-                    "late_life": _rmse_mV(residual[late])},
+        "rmse_mV": {"all": rmse_mV(residual), "fast": rmse_mV(residual[fast]),
+                    "relaxation": rmse_mV(residual[resting]), "early_life": rmse_mV(residual[early]),
+                    "late_life": rmse_mV(residual[late])},
         "capacity_check_drift_mV": {"campaigns": len(drifts),
                                     "mean": float(np.mean(drifts)) if drifts else float("nan"),
                                     "min": float(np.min(drifts)) if drifts else float("nan"),

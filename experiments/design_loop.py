@@ -15,7 +15,7 @@ In one run it measures:
    errors (energy %, power %, retention percentage points, max temperature K, and the voltage
    RMSE mV over the whole protocol, phase by phase, and while both still follow the same
    current (hybrid.surrogate.metrics.voltage_rmse_mV), with the uncorrected physics RMSE beside each);
-2. the design loop (:func:`hybrid.design.problem.design_loop`): optimise on the surrogate, verify the
+2. the design loop (:func:`hybrid.design.design_loop`): optimise on the surrogate, verify the
    selected designs on the reference; report.md, design.png, report.json in OUT/surrogate;
 3. with ``--compare-reference``: the same optimiser (same seed, same number of trials) run
    directly on the reference in OUT/reference. Single objective: the gap between the best
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -40,10 +39,7 @@ import numpy as np
 import torch
 from scipy.stats import qmc
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from hybrid.design import (  # noqa: E402
+from hybrid.design import (
     Candidate,
     DesignProblem,
     check_training_space,
@@ -57,8 +53,7 @@ from hybrid.design import (  # noqa: E402
     simulation_protocol,
     study_candidates,
 )
-from hybrid.surrogate import voltage_rmse_mV  # noqa: E402
-from hybrid.surrogate import HybridSurrogate, ReferenceModel, RunModel  # noqa: E402
+from hybrid.surrogate import HybridSurrogate, ReferenceModel, RunModel, voltage_rmse_mV
 
 
 def timing_designs(problem: DesignProblem, count: int, seed: int) -> list[dict[str, float]]:

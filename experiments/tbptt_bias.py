@@ -13,9 +13,9 @@ of optimizer steps, and differ only in where the gradient is cut. With K steps o
 only learn dependencies shorter than K: the graphite hysteresis state set by the last
 charge or discharge step (held through a 30 min rest, 60+ rows at 30 s) and the ageing drift
 (hundreds of rows) lie beyond small K. Reports test-cell voltage RMSE [mV] overall and per
-row class (fast, rest, late life; see experiments/claims_common.py), the wall time of
+row class (fast, rest, late life; see hybrid.evaluate.rows), the wall time of
 training, and the training throughput (sequence steps per second) and optimizer steps. Two
-feature sets: every physics state (the default of hybrid.data.corpus), and the physics voltage and
+feature sets: every physics state (the default of hybrid.data.features), and the physics voltage and
 SOC only, where the slow modes must be remembered by the RNN rather than read off the
 physics model's own slow states.
 
@@ -24,31 +24,23 @@ Writes OUT/tbptt_bias.md, OUT/tbptt_bias.png, OUT/tbptt_bias.json.
 
 from __future__ import annotations
 
+import argparse
 import math
-import sys
 import time
 from pathlib import Path
 
 import torch
 from matplotlib import pyplot as plt
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hybrid.data import PHYSICS_SOC, PHYSICS_VOLTAGE, FeatureOptions
+from hybrid.evaluate import (ROW_CLASSES, held_out_class_rmse_mV, markdown_table, physics_model, row_class_splits,
+                             write_outputs)
+from hybrid.models import ResidualRNNConfig
+from hybrid.train import TrainConfig, TrainingSet, corpus_on_demand, load_training_set
+from sim.config import load_config
+from sim.corpus import CorpusSpec
 
-from claims_common import (  # noqa: E402
-    ROW_CLASSES,
-    Data,
-    class_rmse_mV,
-    ensure_corpus,
-    markdown_table,
-    parser,
-    physics_rmse_mV,
-    prepare,
-    train,
-    write_outputs,
-)
-from hybrid.data import PHYSICS_SOC, PHYSICS_VOLTAGE, FeatureOptions  # noqa: E402
-from hybrid.models import ResidualRNNConfig  # noqa: E402
-from hybrid.train import TrainConfig  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 FULL = "full"
 BATCH_SIZE = 1  # records per optimizer step: many steps per epoch even with whole-record chunks
@@ -67,16 +59,17 @@ def run(corpus_dir: Path, out: Path, truncations: list[int | None], epochs: int,
     figures = {"corpus": str(corpus_dir), "epochs": epochs, "hidden_size": hidden_size, "cell": "lstm",
                "feature_sets": {}}
     for name, features in FEATURE_SETS.items():
-        data = prepare(corpus_dir, seed=seed, features=features)
+        data = load_training_set(corpus_dir, row_class_splits(seed), features)
         figures["cells"] = {split: len(ranges) for split, ranges in data.assignment.ranges.items()}
         figures["feature_sets"][name] = {"features": data.normalisation["features"],
-                                         "physics_rmse_mV": physics_rmse_mV(data),
+                                         "physics_rmse_mV": held_out_class_rmse_mV(
+                                             physics_model(data.normalisation), data.corpus, data.assignment),
                                          "runs": _truncation_runs(data, out / "runs" / _slug(name), truncations,
                                                                   epochs, hidden_size, seed)}
     return figures
 
 
-def _truncation_runs(data: Data, runs: Path, truncations: list[int | None], epochs: int, hidden_size: int,
+def _truncation_runs(data: TrainingSet, runs: Path, truncations: list[int | None], epochs: int, hidden_size: int,
                      seed: int) -> list[dict]:
     model_config = ResidualRNNConfig(input_size=data.input_size, output_size=1, cell="lstm",
                                      hidden_size=hidden_size, layers=1)
@@ -88,11 +81,11 @@ def _truncation_runs(data: Data, runs: Path, truncations: list[int | None], epoc
                              chunk_steps=None if truncation is None else whole_records, learning_rate=3e-3,
                              early_stopping_patience=epochs, seed=seed, schedule="cosine")
         started = time.perf_counter()
-        model, result = train(data, model_config, config, runs / f"K_{label}")
+        trained, result = data.train_fresh(f"K_{label}", model_config, config, runs / f"K_{label}")
         wall_s = time.perf_counter() - started
         history = result.history
         results.append({
-            "K": label, "rmse_mV": class_rmse_mV(model, data), "train_wall_s": wall_s,
+            "K": label, "rmse_mV": held_out_class_rmse_mV(trained, data.corpus, data.assignment), "train_wall_s": wall_s,
             "steps_per_s": sum(epoch["steps_per_second"] for epoch in history) / len(history),
             "optimizer_steps": _optimizer_steps(runs / f"K_{label}"),
             "best_val_loss": result.best_val_loss, "best_epoch": result.best_epoch})
@@ -103,7 +96,7 @@ def _slug(name: str) -> str:
     return "".join(character if character.isalnum() else "_" for character in name)
 
 
-def _whole_record_chunk(data: Data, truncations: list[int]) -> int:
+def _whole_record_chunk(data: TrainingSet, truncations: list[int]) -> int:
     """The smallest multiple of every truncation length that holds the longest record."""
     multiple = math.lcm(*truncations) if truncations else 1
     longest = max(data.corpus.cells[i].rows for split in ("train", "val") for i in data.assignment.ranges[split])
@@ -150,7 +143,12 @@ def plot(figures: dict):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    arguments = parser(__doc__.splitlines()[0])
+    arguments = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    arguments.add_argument("--out", type=Path, required=True, help="directory for the table, plot and JSON")
+    arguments.add_argument("--corpus", type=Path, default=ROOT / "corpora" / "claims",
+                           help="corpus directory; generated from configs/corpus/claims.yaml when absent")
+    arguments.add_argument("--quick", action="store_true", help="tiny settings (seconds): for smoke tests")
+    arguments.add_argument("--seed", type=int, default=0)
     arguments.add_argument("--truncations", default="10,50,200,full",
                            help="comma-separated K values; 'full' = full BPTT")
     arguments.add_argument("--epochs", type=int, default=None)
@@ -159,7 +157,8 @@ def main(argv: list[str] | None = None) -> dict:
     truncations = [None if value == FULL else int(value) for value in args.truncations.split(",")]
     epochs = args.epochs or (2 if args.quick else 100)
     started = time.perf_counter()
-    figures = run(ensure_corpus(args.corpus), args.out, truncations, epochs, 8 if args.quick else 32, args.seed)
+    figures = run(corpus_on_demand(args.corpus, load_config(ROOT / "configs" / "corpus" / "claims.yaml", CorpusSpec)), args.out,
+                   truncations, epochs, 8 if args.quick else 32, args.seed)
     figures["wall_s"] = time.perf_counter() - started
     write_outputs(args.out, "tbptt_bias", table(figures), figures, plot(figures))
     return figures

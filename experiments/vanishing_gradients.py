@@ -23,7 +23,7 @@ Writes OUT/vanishing_gradients.md, .png, .json.
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 from pathlib import Path
 
@@ -32,17 +32,19 @@ import torch
 from matplotlib import pyplot as plt
 from torch import Tensor, nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hybrid.data import cell_inputs, cell_targets
+from hybrid.evaluate import markdown_table, row_class_splits, write_outputs
+from hybrid.models import ResidualRNNConfig, build_model
+from hybrid.train import TrainConfig, TrainingSet, corpus_on_demand, load_training_set, seed_everything
+from sim.config import load_config
+from sim.corpus import CorpusSpec
 
-from claims_common import Data, ensure_corpus, markdown_table, parser, prepare, train, write_outputs  # noqa: E402
-from hybrid.data import cell_inputs, cell_targets  # noqa: E402
-from hybrid.models import ResidualRNNConfig, build_model  # noqa: E402
-from hybrid.train import TrainConfig, seed_everything  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CELLS = ("rnn", "gru", "lstm")
 
 
-def windows(data: Data, split: str, length: int, per_cell: int) -> tuple[Tensor, Tensor]:
+def windows(data: TrainingSet, split: str, length: int, per_cell: int) -> tuple[Tensor, Tensor]:
     """Up to ``per_cell`` evenly spaced windows of ``length`` steps from each record of ``split``:
     inputs (windows, length, features), targets (windows, length, outputs)."""
     inputs, targets = [], []
@@ -88,7 +90,7 @@ def lag_gradient_norms(model: nn.Module, inputs: Tensor, targets: Tensor) -> dic
 
 
 def run(corpus_dir: Path, out: Path, window: int, hidden_size: int, epochs: int, seed: int) -> dict:
-    data = prepare(corpus_dir, seed=seed)
+    data = load_training_set(corpus_dir, row_class_splits(seed))
     inputs, targets = windows(data, "test", window, per_cell=4)
     results = {}
     for cell in CELLS:
@@ -98,8 +100,8 @@ def run(corpus_dir: Path, out: Path, window: int, hidden_size: int, epochs: int,
         config = TrainConfig(epochs=epochs, batch_size=4, truncation_steps=200, learning_rate=3e-3, seed=seed,
                              early_stopping_patience=epochs)
         started = time.perf_counter()
-        model, result = train(data, model_config, config, out / "runs" / cell)
-        trained = lag_gradient_norms(model, inputs, targets)
+        model, result = data.train_fresh(cell, model_config, config, out / "runs" / cell)
+        trained = lag_gradient_norms(model.model, inputs, targets)
         results[cell] = {"initial": {key: value.tolist() for key, value in initial.items()},
                          "trained": {key: value.tolist() for key, value in trained.items()},
                          "best_val_loss": result.best_val_loss, "train_wall_s": time.perf_counter() - started}
@@ -137,13 +139,19 @@ def plot(figures: dict):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    arguments = parser(__doc__.splitlines()[0])
+    arguments = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    arguments.add_argument("--out", type=Path, required=True, help="directory for the table, plot and JSON")
+    arguments.add_argument("--corpus", type=Path, default=ROOT / "corpora" / "claims",
+                           help="corpus directory; generated from configs/corpus/claims.yaml when absent")
+    arguments.add_argument("--quick", action="store_true", help="tiny settings (seconds): for smoke tests")
+    arguments.add_argument("--seed", type=int, default=0)
     arguments.add_argument("--window", type=int, default=None, help="window length [steps] (default 301, quick 61)")
     arguments.add_argument("--epochs", type=int, default=None)
     args = arguments.parse_args(argv)
     torch.set_num_threads(1)
     started = time.perf_counter()
-    figures = run(ensure_corpus(args.corpus), args.out, args.window or (61 if args.quick else 301),
+    figures = run(corpus_on_demand(args.corpus, load_config(ROOT / "configs" / "corpus" / "claims.yaml", CorpusSpec)), args.out,
+                  args.window or (61 if args.quick else 301),
                   8 if args.quick else 32, args.epochs or (1 if args.quick else 15), args.seed)
     figures["wall_s"] = time.perf_counter() - started
     write_outputs(args.out, "vanishing_gradients", table(figures), figures, plot(figures))

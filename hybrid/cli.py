@@ -1,7 +1,9 @@
 """The `hybat` command: one subcommand per pipeline stage.
 
-User-input errors (configs, data files, arguments) print one line on stderr and exit with
-code 2; heavy modules are imported inside the subcommands so `hybat --help` stays fast.
+Every error hybat raises on purpose (a ``sim.errors.HybatError``: a bad config or data file, a
+failed simulation, an infeasible design, a diverging training) prints one line on stderr naming
+what to change and exits with code 2; heavy modules are imported inside the subcommands so
+`hybat --help` stays fast.
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from sim.errors import ConfigError, DataError
-
-USER_ERRORS = (ConfigError, DataError)
+from sim.errors import HybatError
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -172,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.handler(args)
-    except USER_ERRORS as error:
-        print(f"hybat {args.command}: error: {error}", file=sys.stderr)
+    except HybatError as error:
+        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"hybat {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

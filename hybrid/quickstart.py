@@ -20,15 +20,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hybrid.design import design_cli
-from hybrid.evaluate import TIMESCALES
-from hybrid.evaluate import evaluate_run
+from hybrid.evaluate import TIMESCALES, evaluate_run
 from hybrid.train import train_run
 from sim.config import load_config
 from sim.corpus import CorpusSpec, generate_corpus
 from sim.errors import ConfigError
 
 log = logging.getLogger(__name__)
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "quickstart"
+CONFIGS = Path(__file__).resolve().parent / "configs" / "quickstart"  # hybrid/configs: the repository's configs/, shipped in the wheel
 REPORT = "report.md"
 SUMMARY = "quickstart.json"
 STAGES = ("corpus", "train", "evaluate", "design")

@@ -7,6 +7,7 @@ turns a YAML file into one and converts validation failures into a one-line
 
 from __future__ import annotations
 
+from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -81,3 +82,15 @@ def _allowed_keys(model_cls: type[BaseModel], location: tuple) -> list[str]:
     if isinstance(current, type) and issubclass(current, BaseModel):
         return list(current.model_fields)
     return []
+
+
+def package_versions(packages: tuple[str, ...]) -> dict[str, str]:
+    """Installed version of each of ``packages`` ("absent" when not installed), for manifests
+    and checkpoints."""
+    versions = {}
+    for package in packages:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "absent"
+    return versions

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 from scipy.optimize import least_squares, lsq_linear
 
+from hybrid.evaluate import rmse_mV
 from sim.errors import ConfigError, DataError
 
 # Search bounds of the nonlinear parameters: fast and slow RC time constants [s] (the fast
@@ -209,7 +210,7 @@ def fit_ecm(records: Sequence[ECMRecord], ocv: OCVCurve, *, fit_capacity: bool =
     tau1, tau2, rate = nonlinear[:3]
     factor = nonlinear[3] if fit_capacity else 1.0
     parameters = ECMParameters(capacity * factor, r0, r1, tau1, r2, tau2, magnitude, rate, offset)
-    return ECMFit(parameters, float(np.sqrt(np.mean(errors ** 2)) * 1e3), int(result.nfev) + len(scan))
+    return ECMFit(parameters, rmse_mV(errors), int(result.nfev) + len(scan))
 
 
 def _design(record: ECMRecord, tau1: float, tau2: float, rate: float, capacity_Ah: float) -> np.ndarray:

@@ -1,4 +1,34 @@
-from hybrid.data.batch import SequenceBatch
-from hybrid.data.corpus import AMBIENT, CHARGE, CURRENT, Cell, Corpus, DESIGN_PREFIX, FeatureOptions, LateLifeSplit, PHYSICS_SOC, PHYSICS_TEMPERATURE, PHYSICS_VOLTAGE, SOC, SPLIT_NAMES, SplitAssignment, SplitOptions, TEMPERATURE, TIME, TIME_STEP, VOLTAGE, VOLTAGE_RESIDUAL, assign_splits, cell_inputs, cell_targets, decode_outputs, fit_normalisation, load_corpus, make_batches
+from hybrid.data.batch import SequenceBatch, make_batches
+from hybrid.data.columns import (
+    AMBIENT,
+    CHARGE,
+    CURRENT,
+    DESIGN_PREFIX,
+    PHYSICS_SOC,
+    PHYSICS_TEMPERATURE,
+    PHYSICS_VOLTAGE,
+    SOC,
+    TEMPERATURE,
+    TIME,
+    TIME_STEP,
+    VOLTAGE,
+    VOLTAGE_RESIDUAL,
+)
+from hybrid.data.corpus import Cell, Corpus, load_corpus
+from hybrid.data.features import (
+    FeatureOptions,
+    cell_inputs,
+    cell_targets,
+    decode_outputs,
+    fit_normalisation,
+)
+from hybrid.data.records import by_record_assignment, replay_protocols
+from hybrid.data.splits import (
+    SPLIT_NAMES,
+    LateLifeSplit,
+    SplitAssignment,
+    SplitOptions,
+    assign_splits,
+)
 
-__all__ = ['SequenceBatch', 'AMBIENT', 'CHARGE', 'CURRENT', 'Cell', 'Corpus', 'DESIGN_PREFIX', 'FeatureOptions', 'LateLifeSplit', 'PHYSICS_SOC', 'PHYSICS_TEMPERATURE', 'PHYSICS_VOLTAGE', 'SOC', 'SPLIT_NAMES', 'SplitAssignment', 'SplitOptions', 'TEMPERATURE', 'TIME', 'TIME_STEP', 'VOLTAGE', 'VOLTAGE_RESIDUAL', 'assign_splits', 'cell_inputs', 'cell_targets', 'decode_outputs', 'fit_normalisation', 'load_corpus', 'make_batches']
+__all__ = ['SequenceBatch', 'AMBIENT', 'CHARGE', 'CURRENT', 'Cell', 'Corpus', 'DESIGN_PREFIX', 'FeatureOptions', 'LateLifeSplit', 'PHYSICS_SOC', 'PHYSICS_TEMPERATURE', 'PHYSICS_VOLTAGE', 'SOC', 'SPLIT_NAMES', 'SplitAssignment', 'SplitOptions', 'TEMPERATURE', 'TIME', 'TIME_STEP', 'VOLTAGE', 'VOLTAGE_RESIDUAL', 'assign_splits', 'by_record_assignment', 'cell_inputs', 'cell_targets', 'decode_outputs', 'fit_normalisation', 'load_corpus', 'make_batches', 'replay_protocols']

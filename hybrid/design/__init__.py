@@ -1,3 +1,21 @@
-from hybrid.design.problem import Candidate, DesignProblem, check_training_space, design_cli, design_loop, hypervolume, load_problem, minimisation_form, optimise, pareto_front, protocol_with_values, simulation_protocol, study_candidates
+"""The design stage: search cell designs and protocols through the hybrid surrogate, verify the
+best on the reference.
 
-__all__ = ['Candidate', 'DesignProblem', 'check_training_space', 'design_cli', 'design_loop', 'hypervolume', 'load_problem', 'minimisation_form', 'optimise', 'pareto_front', 'protocol_with_values', 'simulation_protocol', 'study_candidates']
+- ``problem.py``: a design problem (variables, objectives, constraints, verification) and its YAML;
+- ``protocols.py``: test protocols with variables (the fast charge);
+- ``candidates.py``: a candidate design and its scoring by a model;
+- ``optimise.py``: the optuna optimiser and what it picks for verification;
+- ``loop.py``: the design loop (optimise, verify, active learning) and ``hybat design``;
+- ``active.py``: active learning, fine-tuning the residual on verified designs;
+- ``report.py``: report.md and the PNG.
+"""
+
+from hybrid.design.candidates import Candidate
+from hybrid.design.loop import design_cli, design_loop, verify
+from hybrid.design.optimise import hypervolume, minimisation_form, optimise, pareto_front, study_candidates
+from hybrid.design.problem import DesignProblem, check_training_space, load_problem
+from hybrid.design.protocols import FastChargeProtocol, protocol_with_values, simulation_protocol
+
+__all__ = ['Candidate', 'DesignProblem', 'FastChargeProtocol', 'check_training_space', 'design_cli', 'design_loop',
+           'hypervolume', 'load_problem', 'minimisation_form', 'optimise', 'pareto_front', 'protocol_with_values',
+           'simulation_protocol', 'study_candidates', 'verify']

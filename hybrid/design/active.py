@@ -11,7 +11,6 @@ reloaded and inspected.
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import logging
@@ -24,14 +23,15 @@ import pandas as pd
 from pydantic import Field
 
 from hybrid.data import DESIGN_PREFIX, PHYSICS_VOLTAGE, Cell, Corpus, load_corpus, make_batches
-from hybrid.train import CHECKPOINT, CORPUS_MANIFEST, NORMALISATION, RUN_CONFIG, SPLITS, SUMMARY, TrainRunConfig
+from hybrid.train import CHECKPOINT, CORPUS_MANIFEST, NORMALISATION, RUN_CONFIG, SPLITS, SUMMARY, TrainRunConfig, read_run_file
+from hybrid.models import config_from_dict
 from hybrid.surrogate import HybridSurrogate
-from hybrid.train import fit
+from hybrid.train import train_model
 from sim.config import StrictModel, validate
 from sim.errors import DataError
 from sim.plant import TRUTH_COLUMNS
 from sim.protocols import CurrentTrace
-from sim.corpus import PHYSICS_COLUMNS
+from sim.corpus import PHYSICS_COLUMNS, left_window_message, rows_inside_window
 from sim.physics import simulate
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,9 @@ class ActiveLearningOptions(StrictModel):
 def paired_cell(surrogate: HybridSurrogate, design: dict[str, float], reference: dict[str, np.ndarray],
                 ambient_K: float, initial_soc: float, sample_id: int) -> Cell | None:
     """The reference trajectory ``reference`` (columns) of ``design`` paired with the
-    surrogate's physics model driven by its current; None when the physics solve fails."""
+    surrogate's physics model driven by its current, cut where the physics leaves its voltage
+    window (:mod:`sim.corpus.validity`, as a corpus sample is); None when the physics solve
+    fails or leaves its window within two samples."""
     trace = CurrentTrace(reference["Time [s]"], reference["Current [A]"], reference["Discharge capacity [A.h]"])
     cell = surrogate.cell(design, ambient_K, initial_soc)
     physics = simulate(cell, trace, surrogate.fidelity, cache=surrogate.cache, voltage_cutoffs=False)
@@ -65,6 +67,12 @@ def paired_cell(surrogate: HybridSurrogate, design: dict[str, float], reference:
         log.warning("active learning: physics counterpart of design %s failed: %s", design, physics.message)
         return None
     rows = min(len(physics.columns["Time [s]"]), len(reference["Time [s]"]))
+    window = physics.metadata["voltage_window_V"]
+    rows = rows_inside_window(physics.columns["Voltage [V]"][:rows], window)
+    if rows < 2:
+        log.warning("active learning: physics counterpart of design %s %s", design,
+                    left_window_message(window, float(reference["Time [s]"][rows])))
+        return None
     columns = {name: np.asarray(reference[name][:rows], dtype=float)
                for name in (*MEASURED_COLUMNS, *TRUTH_COLUMNS) if name in reference}
     columns["Ambient temperature [K]"] = np.full(rows, ambient_K)
@@ -93,18 +101,18 @@ def fine_tune(surrogate: HybridSurrogate, cells: Sequence[Cell], options: Active
     trained = surrogate.trained
     records = {cell.sample_id: cell for cell in cells}
     replay = _replay_cells(run_dir, options.replay_cells, seed, first_id=max(records) + 1)
-    config = validate(TrainRunConfig, json.loads((run_dir / RUN_CONFIG).read_text()), str(run_dir / RUN_CONFIG))
+    config = validate(TrainRunConfig, read_run_file(run_dir / RUN_CONFIG), str(run_dir / RUN_CONFIG))
     entry = next(entry for entry in config.models if entry.name == surrogate.model_name)
     train_config = config.train_config(entry).model_copy(update={
         "epochs": options.epochs, "learning_rate": options.learning_rate, "schedule": "constant",
         "warmup_steps": 0, "early_stopping_patience": options.epochs, "seed": seed})
     batches = _batches({**records, **replay}, trained.normalisation, train_config.batch_size)
     val_batches = _batches(records, trained.normalisation, train_config.batch_size)
-    model = copy.deepcopy(trained.model)
-    fit(model, batches, val_batches, train_config, run_dir=out_dir / surrogate.model_name,
-        model_config=trained.model_config, normalisation=trained.normalisation,
-        extra={"model_name": surrogate.model_name, "fine_tuned_from": str(run_dir / surrogate.model_name / CHECKPOINT),
-               "records": len(records), "replayed": len(replay)})
+    pretrained = run_dir / surrogate.model_name / CHECKPOINT
+    train_model(surrogate.model_name, config_from_dict(trained.model_config), batches, val_batches, train_config,
+                out_dir / surrogate.model_name, normalisation=trained.normalisation, init=pretrained,
+                extra={"model_name": surrogate.model_name, "fine_tuned_from": str(pretrained),
+                       "records": len(records), "replayed": len(replay)}, keep="last.pt")
     # the final weights: the fine-tuning set is small and its own validation set
     shutil.copy2(out_dir / surrogate.model_name / "last.pt", out_dir / surrogate.model_name / CHECKPOINT)
     tuned = HybridSurrogate(out_dir, model=surrogate.model_name)

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from hybrid.data import Corpus, SplitAssignment, load_corpus
-from hybrid.evaluate.report import evaluate_models, load_trained
-from hybrid.train.run import CHECKPOINT, METRICS, RUN_CONFIG, SPLITS, TrainRunConfig, _read_json, _write_json
+from hybrid.evaluate.report import evaluate_models
+from hybrid.train import load_trained
+from hybrid.train.run import CHECKPOINT, METRICS, RUN_CONFIG, SPLITS, TrainRunConfig, read_run_file, write_run_file
 from sim.config import validate
 from sim.errors import DataError
 
@@ -25,19 +26,19 @@ def evaluate_run(run_dir: Path, corpus_dir: Path) -> dict[str, Any]:
     omitted); MODEL among physics, black_box and the hybrid names.
     """
     run_dir, corpus_dir = Path(run_dir), Path(corpus_dir)
-    config = validate(TrainRunConfig, _read_json(run_dir / RUN_CONFIG), str(run_dir / RUN_CONFIG))
-    assignment = SplitAssignment.from_dict(_read_json(run_dir / SPLITS))
+    config = validate(TrainRunConfig, read_run_file(run_dir / RUN_CONFIG), str(run_dir / RUN_CONFIG))
+    assignment = SplitAssignment.from_dict(read_run_file(run_dir / SPLITS))
     corpus = load_corpus(corpus_dir)
     _check_same_corpus(corpus, assignment, corpus_dir)
     models = []
     for name, _, _ in config.entries():
         trained = load_trained(run_dir / name / CHECKPOINT, name)
-        trained.history = _read_json(run_dir / name / "history.json")  # best.pt's history stops at its epoch
+        trained.history = read_run_file(run_dir / name / "history.json")  # best.pt's history stops at its epoch
         models.append(trained)
     report = evaluate_models(corpus, assignment, models, config.evaluation, config.features.max_residual_V,
                              plot_dir=run_dir / "plots")
     report = {"run": config.name, "corpus": str(corpus_dir), **report}
-    _write_json(run_dir / METRICS, report)
+    write_run_file(run_dir / METRICS, report)
     return report
 
 

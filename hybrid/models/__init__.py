@@ -1,3 +1,12 @@
-from hybrid.models.residual_rnn import ForecasterConfig, ModelConfig, ResidualRNNConfig, Seq2SeqForecaster, TwoBranchConfig, build_model, config_from_dict, config_to_dict, require_causal
+from hybrid.models.base import State, detach_state, require_causal
+from hybrid.models.build import (
+    ModelConfig,
+    build_model,
+    config_from_dict,
+    config_to_dict,
+)
+from hybrid.models.forecaster import ForecasterConfig, Seq2SeqForecaster
+from hybrid.models.residual_rnn import BlackBoxConfig, ResidualRNN, ResidualRNNConfig
+from hybrid.models.two_branch import TwoBranchConfig, TwoBranchResidual
 
-__all__ = ['ForecasterConfig', 'ModelConfig', 'ResidualRNNConfig', 'Seq2SeqForecaster', 'TwoBranchConfig', 'build_model', 'config_from_dict', 'config_to_dict', 'require_causal']
+__all__ = ['BlackBoxConfig', 'ForecasterConfig', 'ModelConfig', 'ResidualRNN', 'ResidualRNNConfig', 'Seq2SeqForecaster', 'TwoBranchConfig', 'State', 'TwoBranchResidual', 'build_model', 'config_from_dict', 'config_to_dict', 'detach_state', 'require_causal']

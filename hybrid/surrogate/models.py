@@ -28,29 +28,27 @@ its ``flags`` say what lies outside. A failed solve is data: status "failed", Na
 from __future__ import annotations
 
 import abc
-
-import contextlib
-import json
+import functools
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
 from pydantic import Field
 from tqdm import tqdm
 
-from hybrid.data import AMBIENT, CURRENT, DESIGN_PREFIX, PHYSICS_SOC, PHYSICS_TEMPERATURE, PHYSICS_VOLTAGE, TIME, \
-    TIME_STEP, Cell, cell_inputs, decode_outputs
-from hybrid.evaluate import load_trained
-from hybrid.surrogate.metrics import METRICS, PROTOCOL_VOLTAGE, TEMPERATURE, VOLTAGE, MassModel, MetricOptions, \
-    cell_mass_volume, trajectory_metrics
+from hybrid.data import AMBIENT, CURRENT, DESIGN_PREFIX, PHYSICS_SOC, PHYSICS_TEMPERATURE, PHYSICS_VOLTAGE, \
+    TEMPERATURE, TIME, TIME_STEP, VOLTAGE, Cell, cell_inputs, decode_outputs
+from hybrid.train import load_trained
+from hybrid.surrogate.mass import MassModel, cell_mass_volume
+from hybrid.surrogate.metrics import METRICS, PROTOCOL_VOLTAGE, MetricOptions, trajectory_metrics
 from hybrid.models import require_causal
-from hybrid.train import CHECKPOINT, CORPUS_MANIFEST, NORMALISATION, RUN_CONFIG
+from hybrid.train import CHECKPOINT, CORPUS_MANIFEST, NORMALISATION, RUN_CONFIG, read_run_file
 from hybrid.train import torch_threads
+from sim.backends import make_backend
 from sim.cells import DESIGN_VARIABLES, CellSpec, base_parameter_values
 from sim.config import StrictModel, validate
 from sim.corpus import CorpusSpec, Range
@@ -64,7 +62,6 @@ log = logging.getLogger(__name__)
 
 Backend = Literal["serial", "ray"]
 OutOfRange = Literal["refuse", "flag"]
-TASK_RETRIES = 2
 SOC = "State of charge"
 
 
@@ -112,59 +109,36 @@ def simulate_columns(cell: CellSpec, protocol: Protocol, fidelity: Fidelity,
             "window_V": (float(window[0]), float(window[1])), "wall_s": float(trajectory.metadata.get("wall_s", 0.0))}
 
 
-@contextlib.contextmanager
-def ray_runtime(workers: int | None = None) -> Iterator[None]:
-    """A local Ray runtime for the block (``workers`` CPUs, default all), unless one is running:
-    then that one is used and left running. Wrap a whole design loop to start Ray once."""
-    import ray
-
-    if ray.is_initialized():
-        yield
-        return
-    ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 def run_simulations(jobs: Sequence[tuple[CellSpec, Protocol, Fidelity]], *, backend: Backend = "serial",
                     cache: ModelCache | None = None, workers: int | None = None,
                     label: str = "simulate") -> list[dict[str, Any]]:
     """:func:`simulate_columns` for every (cell, protocol, fidelity) job, in order.
 
-    "serial" solves here with ``cache``; "ray" submits every job at once and gathers with
-    ray.wait (a worker lost on every retry gives a failed result, a bug in a task is raised).
+    "serial" solves here with ``cache``; "ray" runs one task per job on Ray workers (see
+    :mod:`sim.backends`: a worker lost on every retry gives a failed result, a bug in a task is
+    raised).
     """
-    if backend == "serial":
-        return [simulate_columns(*job, cache=cache) for job in tqdm(jobs, desc=label, unit="design", disable=None,
-                                                                       leave=False)]
-    if backend != "ray":
-        raise ConfigError(f"backend = {backend!r}: allowed: serial, ray")
-    import ray
+    runner = make_backend(backend, workers=workers)
+    # a Ray worker keeps its own WORKER_CACHE; only a serial run may use the caller's cache
+    task = functools.partial(_simulate_job, cache=cache) if backend == "serial" else _simulate_job
+    results: list[dict[str, Any] | None] = [None] * len(jobs)
+    with tqdm(total=len(jobs), desc=label, unit="design", disable=None, leave=False) as bar:
+        def gather(position: int, result: dict[str, Any]) -> None:
+            results[position] = result
+            bar.update(1)
 
-    with ray_runtime(workers):
-        task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(simulate_columns)
-        position = {task.remote(*job): k for k, job in enumerate(jobs)}
-        results: list[dict[str, Any] | None] = [None] * len(jobs)
-        pending = list(position)
-        with tqdm(total=len(jobs), desc=label, unit="design", disable=None, leave=False) as bar:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                for ref in done:
-                    results[position[ref]] = _gathered(ray, ref)
-                    bar.update(1)
+        runner.map(task, list(jobs), gather, lost=_lost_job)
     return results
 
 
-def _gathered(ray, ref) -> dict[str, Any]:
-    try:
-        return ray.get(ref)
-    except ray.exceptions.RayTaskError as error:
-        raise error.cause from None  # a bug or bad input: fail as the serial backend would
-    except ray.exceptions.RayError as error:
-        return {"status": "failed", "message": f"{type(error).__name__}: worker lost on every retry", "columns": {},
-                "capacity_Ah": float("nan"), "window_V": (float("nan"), float("nan")), "wall_s": 0.0}
+def _simulate_job(job: tuple[CellSpec, Protocol, Fidelity], cache: ModelCache | None = None) -> dict[str, Any]:
+    return simulate_columns(*job, cache=cache)
+
+
+def _lost_job(job: tuple[CellSpec, Protocol, Fidelity], message: str) -> dict[str, Any]:
+    """The failed result of a job whose worker died on every retry."""
+    return {"status": "failed", "message": message, "columns": {}, "capacity_Ah": float("nan"),
+            "window_V": (float("nan"), float("nan")), "wall_s": 0.0}
 
 
 class RunModel(abc.ABC):
@@ -176,7 +150,7 @@ class RunModel(abc.ABC):
 
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)
-        manifest = _read_json(self.run_dir / CORPUS_MANIFEST)
+        manifest = read_run_file(self.run_dir / CORPUS_MANIFEST)
         if "spec" not in manifest:
             raise DataError(f"{self.run_dir / CORPUS_MANIFEST}: no 'spec'; allowed: a manifest written by hybat corpus")
         self.spec: CorpusSpec = validate(CorpusSpec, manifest["spec"], str(self.run_dir / CORPUS_MANIFEST))
@@ -318,7 +292,7 @@ class HybridSurrogate(RunModel):
 
     def __init__(self, run_dir: str | Path, *, model: str | None = None):
         super().__init__(run_dir)
-        config = _read_json(self.run_dir / RUN_CONFIG)
+        config = read_run_file(self.run_dir / RUN_CONFIG)
         hybrids = [entry["name"] for entry in config.get("models", [])]
         if not hybrids:
             raise DataError(f"{self.run_dir / RUN_CONFIG}: the run has no hybrid model; allowed: a run with models")
@@ -329,7 +303,7 @@ class HybridSurrogate(RunModel):
         self.trained = load_trained(self.run_dir / name / CHECKPOINT, name)
         require_causal(self.trained.model, "the design surrogate")
         self.normalisation = self.trained.normalisation
-        expected = _read_json(self.run_dir / NORMALISATION)["hybrid"]["features"]
+        expected = read_run_file(self.run_dir / NORMALISATION)["hybrid"]["features"]
         if self.normalisation["features"] != expected:
             raise DataError(f"{self.run_dir / name / CHECKPOINT}: features {self.normalisation['features']} "
                             f"differ from {NORMALISATION}'s {expected}; allowed: the checkpoint of this run")
@@ -400,9 +374,3 @@ def _per_design(protocol: Protocol | Sequence[Protocol], count: int) -> list[Pro
 def _inside(value: float, low: float, high: float) -> bool:
     slack = 1e-9 * max(abs(low), abs(high), 1e-30)
     return low - slack <= value <= high + slack
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise DataError(f"{path}: not found; allowed: a run directory written by hybat train")
-    return json.loads(path.read_text())

@@ -23,118 +23,38 @@ The run directory holds:
   gradients;
 - ``history.json``  the per-epoch history, readable without torch.
 
-Checkpoints hold only tensors, plain containers, numbers and strings, so they load with
-``torch.load(path, weights_only=True)``.
+The checkpoints are written and read by :mod:`hybrid.train.checkpoint`; :mod:`hybrid.train.recipes`
+builds a model, optionally from a checkpoint with a fine-tuning recipe, and calls :func:`fit`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.metadata
 import json
 import logging
 import math
-import os
-import platform
-import random
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from hybrid.data.batch import SequenceBatch
-from sim.config import StrictModel
-from sim.errors import ConfigError, DataError, TrainingDiverged
+from hybrid.data import SequenceBatch
+from hybrid.models import State, detach_state
+from hybrid.train.checkpoint import CheckpointWriter, Progress, plain_json
+from hybrid.train.config import TrainConfig, deterministic_algorithms, resolve_device, torch_threads
+from sim.errors import DataError, TrainingDiverged
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = 1
-State = Union[None, Tensor, tuple["State", ...]]
 LossFn = Callable[[Tensor, Tensor, Tensor], Tensor]
-# Keys of the training config that may change on resume without breaking reproducibility.
 _DIVERGENCE_HINT = ("lower learning_rate (now {config.learning_rate:g}), set or lower grad_clip (now "
                     "{config.grad_clip}), or check the batches for NaN/inf values")
 _RNN_LAYER = re.compile(r"_(l\d+(?:_reverse)?)$")
-_RESUMABLE_CHANGES = {"early_stopping_patience", "min_delta", "log_every", "device", "threads"}
-
-
-class TrainConfig(StrictModel):
-    """How to train.
-
-    epochs: maximum number of passes over the training batches.
-    batch_size: sequences per batch (used by whoever builds the SequenceBatch list).
-    truncation_steps: K, time steps between state detachments; None = full BPTT.
-    chunk_steps: time steps per optimizer step, a multiple of K (default K): the loss of a chunk
-        is accumulated over its K-step segments before one backward.
-    learning_rate, weight_decay: AdamW settings.
-    schedule: "cosine" (anneal to 0 over all steps), "constant", or "onecycle" (cosine rise from
-        lr/25 over the warmup (30 % of the steps if warmup_steps = 0), then cosine decay to lr/25e4).
-    warmup_steps: linear warmup, in optimizer steps (cosine and constant schedules).
-    grad_clip: maximum global gradient L2 norm; None = no clipping.
-    early_stopping_patience: epochs without a validation improvement larger than min_delta
-        before stopping.
-    seed: seeds torch, numpy and python RNGs and the per-epoch batch order.
-    divergence_factor: a chunk loss above this factor times the best (lowest) mean training loss
-        so far counts as divergence, as does any NaN/inf loss or gradient.
-    log_every: optimizer steps between two lines of grad_norms.jsonl.
-    device: torch device string, e.g. "cpu", "cuda", "cuda:1".
-    threads: torch intra-op CPU threads while training. Small RNNs step through time in tiny
-        kernels that gain nothing from more threads, and threads that outnumber the free cores
-        spin against each other: measured here, an LSTM 64x2 step took 13 ms on one thread and
-        80 ms to 8 s on two while other jobs ran.
-    """
-
-    epochs: int = Field(50, ge=1)
-    batch_size: int = Field(8, ge=1)
-    truncation_steps: int | None = Field(200, ge=1)
-    chunk_steps: int | None = Field(None, ge=1)
-    learning_rate: float = Field(1e-3, gt=0.0)
-    weight_decay: float = Field(1e-4, ge=0.0)
-    schedule: Literal["cosine", "constant", "onecycle"] = "cosine"
-    warmup_steps: int = Field(0, ge=0)
-    grad_clip: float | None = Field(1.0, gt=0.0)
-    early_stopping_patience: int = Field(10, ge=1)
-    min_delta: float = Field(0.0, ge=0.0)
-    seed: int = Field(0, ge=0)
-    divergence_factor: float = Field(1e3, gt=1.0)
-    log_every: int = Field(1, ge=1)
-    device: str = "cpu"
-    threads: int = Field(1, ge=1)
-
-    @model_validator(mode="after")
-    def _chunks_hold_whole_segments(self) -> "TrainConfig":
-        if self.chunk_steps is None:
-            return self
-        if self.truncation_steps is None:
-            raise ValueError(
-                f"chunk_steps = {self.chunk_steps} needs truncation_steps; allowed: chunk_steps null "
-                "when truncation_steps is null (full BPTT)")
-        if self.chunk_steps % self.truncation_steps:
-            raise ValueError(
-                f"chunk_steps = {self.chunk_steps} is not a multiple of truncation_steps = "
-                f"{self.truncation_steps}; allowed: k * truncation_steps, k >= 1")
-        return self
-
-    @model_validator(mode="after")
-    def _known_device(self) -> "TrainConfig":
-        try:
-            torch.device(self.device)
-        except RuntimeError:
-            raise ValueError(f"device = {self.device!r}: not a torch device; allowed e.g. 'cpu', 'cuda:0'") from None
-        return self
-
-    @property
-    def steps_per_update(self) -> int | None:
-        """Time steps per optimizer step (None = the whole sequence)."""
-        return self.chunk_steps or self.truncation_steps
 
 
 @dataclass
@@ -151,46 +71,10 @@ class TrainResult:
     run_dir: Path
 
 
-@dataclass
-class _Progress:
-    """Counters that a checkpoint must restore for an exact resume (epochs count from 1)."""
-
-    epoch: int = 0
-    global_step: int = 0
-    initial_val_loss: float = math.inf
-    best_val_loss: float = math.inf
-    best_epoch: int = 0
-    epochs_without_improvement: int = 0
-    best_train_loss: float = math.inf
-    history: list[dict[str, float]] = field(default_factory=list)
-
-    def record_epoch(self, train_loss: float, val_loss: float, min_delta: float, **timing: float) -> bool:
-        """Count a finished epoch; True if its validation loss is a new best (by more than min_delta)."""
-        self.epoch += 1
-        improved = val_loss < self.best_val_loss - min_delta
-        if improved:
-            self.best_val_loss, self.best_epoch = val_loss, self.epoch
-        self.epochs_without_improvement = 0 if improved else self.epochs_without_improvement + 1
-        self.best_train_loss = min(self.best_train_loss, train_loss)
-        self.history.append({"epoch": self.epoch, "train_loss": train_loss, "val_loss": val_loss, **timing})
-        return improved
-
-
 def masked_mse(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """Mean squared error over valid steps: prediction, target (batch, time, outputs), mask (batch, time)."""
     weights = mask.unsqueeze(-1).to(prediction.dtype)  # (batch, time, 1)
     return ((prediction - target) ** 2 * weights).sum() / (weights.sum() * prediction.shape[-1])
-
-
-def detach_state(state: State) -> State:
-    """Cut the autograd graph of a hidden state (None, Tensor or nested tuple/list of Tensors)."""
-    if state is None:
-        return None
-    if isinstance(state, Tensor):
-        return state.detach()
-    if isinstance(state, (tuple, list)):
-        return type(state)(detach_state(part) for part in state)
-    raise TypeError(f"hidden state of type {type(state).__name__}; expected None, a Tensor or a tuple of Tensors")
 
 
 def split_time(batch: SequenceBatch, steps: int | None) -> Iterator[SequenceBatch]:
@@ -251,7 +135,7 @@ def gradient_norms(model: nn.Module) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Sequence[SequenceBatch], truncation_steps: int | None,
+def evaluate_loss(model: nn.Module, batches: Sequence[SequenceBatch], truncation_steps: int | None,
              loss_fn: LossFn = masked_mse, device: torch.device | str = "cpu") -> float:
     """Mean loss over the valid steps of all ``batches`` (model in eval mode, chunked to bound memory)."""
     was_training = model.training
@@ -285,20 +169,20 @@ def fit(model: nn.Module, train_batches: Sequence[SequenceBatch] | Callable[[int
     Raises TrainingDiverged on NaN/inf or exploding loss, keeping the last good checkpoints.
     """
     run_dir = Path(run_dir)
-    stored = {name: _plain_json(name, value)
+    stored = {name: plain_json(name, value)
               for name, value in (("model_config", model_config), ("normalisation", normalisation),
                                   ("extra", extra or {}))}
     if not val_batches:
         raise DataError("val_batches is empty; early stopping and best.pt need validation data")
-    device = _resolve_device(config.device)
+    device = resolve_device(config.device)
     batches_for_epoch = train_batches if callable(train_batches) else (lambda epoch: train_batches)
     total_steps = config.epochs * _optimizer_steps(batches_for_epoch(0), config.steps_per_update)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(config, total_steps))
-    saver = _CheckpointWriter(run_dir, model, optimizer, scheduler, config, stored)
+    saver = CheckpointWriter(run_dir, model, optimizer, scheduler, config, stored)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with _deterministic_algorithms(), torch_threads(config.threads):
+    with deterministic_algorithms(), torch_threads(config.threads):
         if resume:
             progress = saver.restore()
         else:
@@ -313,7 +197,7 @@ def fit(model: nn.Module, train_batches: Sequence[SequenceBatch] | Callable[[int
                 train_loss, lr, processed = _train_epoch(model, batches_for_epoch(progress.epoch), optimizer,
                                                          scheduler, config, progress, saver.grad_log, device)
                 train_seconds = time.perf_counter() - started
-                val_loss = evaluate(model, val_batches, config.truncation_steps, device=device)
+                val_loss = evaluate_loss(model, val_batches, config.truncation_steps, device=device)
                 if not math.isfinite(val_loss):
                     raise TrainingDiverged(f"epoch {progress.epoch + 1}: validation loss is {val_loss}; "
                                            f"{_DIVERGENCE_HINT.format(config=config)}")
@@ -335,7 +219,7 @@ def fit(model: nn.Module, train_batches: Sequence[SequenceBatch] | Callable[[int
 
 
 def _train_epoch(model: nn.Module, batches: Sequence[SequenceBatch], optimizer: torch.optim.Optimizer,
-                 scheduler: torch.optim.lr_scheduler.LRScheduler, config: TrainConfig, progress: _Progress,
+                 scheduler: torch.optim.lr_scheduler.LRScheduler, config: TrainConfig, progress: Progress,
                  grad_log: Path, device: torch.device) -> tuple[float, float, int]:
     """One pass of TBPTT over ``batches`` in a seeded order; returns (mean loss, last lr, steps processed)."""
     model.train()
@@ -363,7 +247,7 @@ def _train_epoch(model: nn.Module, batches: Sequence[SequenceBatch], optimizer: 
     return loss_sum / valid_sum, lr, processed
 
 
-def _check_loss(loss: float, reference: float, config: TrainConfig, progress: _Progress) -> None:
+def _check_loss(loss: float, reference: float, config: TrainConfig, progress: Progress) -> None:
     """Raise TrainingDiverged if ``loss`` is NaN/inf or exceeds divergence_factor x reference."""
     if math.isfinite(loss) and not (reference > 0 and loss > config.divergence_factor * reference):
         return
@@ -372,14 +256,14 @@ def _check_loss(loss: float, reference: float, config: TrainConfig, progress: _P
     raise _diverged(f"loss {loss:.4g} {why}", config, progress)
 
 
-def _diverged(what: str, config: TrainConfig, progress: _Progress) -> TrainingDiverged:
+def _diverged(what: str, config: TrainConfig, progress: Progress) -> TrainingDiverged:
     return TrainingDiverged(f"training diverged at epoch {progress.epoch + 1}, step {progress.global_step + 1}: "
                             f"{what}; {_DIVERGENCE_HINT.format(config=config)}. The last good checkpoints "
                             "(last.pt, best.pt) are kept")
 
 
 def _optimizer_step(model: nn.Module, loss: Tensor, optimizer: torch.optim.Optimizer, config: TrainConfig,
-                    progress: _Progress, grad_log: Path) -> None:
+                    progress: Progress, grad_log: Path) -> None:
     """Backward, log per-layer gradient norms, clip, refuse non-finite gradients, step."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -398,7 +282,7 @@ def _optimizer_step(model: nn.Module, loss: Tensor, optimizer: torch.optim.Optim
 
 def _initial_val_loss(model: nn.Module, val_batches: Sequence[SequenceBatch], config: TrainConfig,
                       device: torch.device) -> float:
-    loss = evaluate(model, val_batches, config.truncation_steps, device=device)
+    loss = evaluate_loss(model, val_batches, config.truncation_steps, device=device)
     if not math.isfinite(loss):
         raise DataError(f"validation loss of the untrained model is {loss}: check val_batches for NaN/inf values")
     return loss
@@ -438,168 +322,3 @@ def _optimizer_steps(batches: Sequence[SequenceBatch], steps_per_update: int | N
     if not batches:
         raise DataError("train_batches is empty")
     return sum(int(chunk.mask.any()) for batch in batches for chunk in split_time(batch, steps_per_update))
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch RNGs (call before building the model for reproducible weights)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-@contextlib.contextmanager
-def _deterministic_algorithms() -> Iterator[None]:
-    """Deterministic torch kernels inside the block; the caller's setting is restored after."""
-    enabled, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
-
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """torch uses ``count`` intra-op threads inside the block; the caller's setting is restored after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _resolve_device(name: str) -> torch.device:
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device = {name!r}: CUDA is not available here; allowed: 'cpu'")
-    return device
-
-
-def _plain_json(name: str, value: Any) -> Any:
-    """``value`` as plain python (dict/list/str/number), so it loads with weights_only=True."""
-    if not isinstance(value, dict):
-        raise ConfigError(f"{name}: got {type(value).__name__}; expected a dict")
-    try:
-        return json.loads(json.dumps(value))
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"{name}: not JSON-serialisable ({error}); allowed: dicts/lists of numbers and strings") from None
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of python, torch, numpy and hybat (when installed)."""
-    versions = {"python": platform.python_version(), "torch": str(torch.__version__), "numpy": np.__version__}
-    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-        versions["hybat"] = importlib.metadata.version("hybat")
-    return versions
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by fit() (tensors on CPU); DataError if missing or unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: checkpoint not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a damaged or foreign file
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DataError(f"{path}: not a readable checkpoint ({first_line})") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise DataError(f"{path}: not a hybat checkpoint of format {CHECKPOINT_FORMAT}")
-    return checkpoint
-
-
-class _CheckpointWriter:
-    """Writes and restores last.pt / best.pt, and owns the gradient-norm log."""
-
-    def __init__(self, run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 scheduler: torch.optim.lr_scheduler.LRScheduler, config: TrainConfig, stored: dict[str, Any]):
-        self.run_dir, self.model, self.optimizer, self.scheduler = run_dir, model, optimizer, scheduler
-        self.config, self.stored = config, stored
-        self.last, self.best = run_dir / "last.pt", run_dir / "best.pt"
-        self.grad_log = run_dir / "grad_norms.jsonl"
-
-    def start_fresh(self) -> _Progress:
-        if self.last.exists():
-            raise ConfigError(f"run_dir = {str(self.run_dir)!r} already holds last.pt; allowed: resume=True "
-                              "to continue it, or a new run_dir")
-        seed_everything(self.config.seed)
-        self.grad_log.write_text("")
-        return _Progress()
-
-    def restore(self) -> _Progress:
-        checkpoint = load_checkpoint(self.last)
-        if checkpoint["model_config"] != self.stored["model_config"]:
-            raise ConfigError(f"model_config = {self.stored['model_config']} differs from the checkpoint's "
-                              f"{checkpoint['model_config']}; allowed: the same model to resume")
-        changed = sorted(key for key, value in self.config.model_dump(mode="json").items()
-                         if checkpoint["train_config"].get(key) != value and key not in _RESUMABLE_CHANGES)
-        if changed:
-            log.warning("resuming %s with changed settings %s: the run will differ from an uninterrupted one",
-                        self.last, changed)
-        self.model.load_state_dict(checkpoint["model_state"])
-        self.optimizer.load_state_dict(checkpoint["optimizer_state"])
-        self.scheduler.load_state_dict(checkpoint["scheduler_state"])
-        _set_rng_states(checkpoint["rng_states"])
-        progress = _Progress(**checkpoint["progress"])
-        self._truncate_grad_log(progress.global_step)
-        log.info("resumed %s at epoch %d (best val %.4g)", self.last, progress.epoch, progress.best_val_loss)
-        return progress
-
-    def save(self, progress: _Progress, best: bool) -> None:
-        payload = {
-            "format": CHECKPOINT_FORMAT, **self.stored,
-            "train_config": self.config.model_dump(mode="json"), "versions": package_versions(),
-            "progress": asdict(progress), "model_state": _to_cpu(self.model.state_dict()),
-            "optimizer_state": _to_cpu(self.optimizer.state_dict()), "scheduler_state": self.scheduler.state_dict(),
-            "rng_states": _rng_states(),
-        }
-        _atomic_save(payload, self.last)
-        if best:
-            _atomic_save(payload, self.best)
-        (self.run_dir / "history.json").write_text(json.dumps(progress.history, indent=1))
-
-    def _truncate_grad_log(self, global_step: int) -> None:
-        """Drop lines written after the checkpoint (by the interrupted part of an epoch)."""
-        lines = self.grad_log.read_text().splitlines() if self.grad_log.exists() else []
-        kept = [line for line in lines if json.loads(line)["step"] <= global_step]
-        self.grad_log.write_text("".join(line + "\n" for line in kept))
-
-
-def _atomic_save(payload: dict[str, Any], path: Path) -> None:
-    """Write to a temporary name, then rename: a crash never leaves a half-written checkpoint."""
-    temporary = path.with_suffix(".pt.tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
-
-
-def _to_cpu(value: Any) -> Any:
-    if isinstance(value, Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return {key: _to_cpu(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu(item) for item in value)
-    return value
-
-
-def _rng_states() -> dict[str, Any]:
-    """python, numpy and torch RNG states as plain containers and tensors."""
-    kind, keys, position, has_gauss, cached_gaussian = np.random.get_state()
-    version, python_state, gauss_next = random.getstate()
-    states = {"python": [version, list(python_state), gauss_next],
-              "numpy": [kind, keys.tolist(), int(position), int(has_gauss), float(cached_gaussian)],
-              "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: dict[str, Any]) -> None:
-    version, python_state, gauss_next = states["python"]
-    random.setstate((version, tuple(python_state), gauss_next))
-    kind, keys, position, has_gauss, cached_gaussian = states["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached_gaussian))
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])

@@ -1,7 +1,7 @@
 """A training run end to end: corpus -> splits and normalisation -> black box and hybrids -> metrics.
 
 :func:`train_run` reads a :class:`TrainRunConfig` (``configs/train/*.yaml``), trains the
-black-box baseline and every hybrid with :func:`hybrid.train.loop.fit`, and leaves in the run
+black-box baseline and every hybrid with :func:`hybrid.train.recipes.train_model`, and leaves in the run
 directory::
 
     run_dir/
@@ -35,12 +35,13 @@ from hybrid.data import (
     fit_normalisation,
     load_corpus,
     make_batches,
+    SequenceBatch,
 )
-from hybrid.models import ModelConfig, TwoBranchConfig, build_model, config_from_dict, config_to_dict
-from hybrid.data.batch import SequenceBatch
-from hybrid.train.loop import TrainConfig, fit, seed_everything
+from hybrid.models import ModelConfig, TwoBranchConfig, config_from_dict
+from hybrid.train.config import TrainConfig
+from hybrid.train.recipes import train_model
 from sim.config import StrictModel, load_config, validate
-from sim.errors import ConfigError, DataError
+from sim.errors import ConfigError, DataError, TrainingDiverged
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,15 @@ class EvaluationOptions(StrictModel):
 _SET_BY_DATA = ("input_size", "output_size", "current_index")
 
 
-def _model_config(model: dict[str, Any], input_size: int, output_size: int, current_index: int) -> ModelConfig:
-    """The model config for ``model`` (a YAML dict without sizes) on data of the given sizes."""
+def _model_config(model: dict[str, Any], input_size: int | None = None, output_size: int = 1,
+                  current_index: int = 0) -> ModelConfig:
+    """The model config for ``model`` (a YAML dict without sizes) on data of the given sizes;
+    without ``input_size``, the config with its sizes unset, which validates the entry."""
     given = sorted(set(model) & set(_SET_BY_DATA))
     if given:
         raise ConfigError(f"model field '{given[0]}' is set from the data; allowed: leave it out")
+    if input_size is None:
+        return config_from_dict(model)
     sizes = {"input_size": input_size, "output_size": output_size}
     if model.get("kind") == TwoBranchConfig.kind:
         sizes["current_index"] = current_index
@@ -99,7 +104,7 @@ class ModelEntry(StrictModel):
     def _hybrid_kind(cls, model: dict[str, Any]) -> dict[str, Any]:
         if model.get("kind") not in HYBRID_KINDS:
             raise ValueError(f"kind = {model.get('kind')!r}; allowed for a hybrid: {', '.join(HYBRID_KINDS)}")
-        _model_config(model, 2, 1, 0)
+        _model_config(model)
         return model
 
 
@@ -116,7 +121,7 @@ class BlackBoxEntry(StrictModel):
         model = {"kind": "black_box", **model}
         if model["kind"] != "black_box":
             raise ValueError(f"kind = {model['kind']!r}; allowed for the baseline: 'black_box'")
-        _model_config(model, 2, 1, 0)
+        _model_config(model)
         return model
 
 
@@ -174,12 +179,12 @@ def train_from_config(config: TrainRunConfig, corpus_dir: Path, out_dir: Path) -
     normalisation = {family: fit_normalisation(corpus, assignment, config.features, family)
                      for family in ("black_box", "hybrid")}
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(out_dir / RUN_CONFIG, config.model_dump(mode="json"))
-    _write_json(out_dir / SPLITS, assignment.to_dict())
-    _write_json(out_dir / NORMALISATION, normalisation)
+    write_run_file(out_dir / RUN_CONFIG, config.model_dump(mode="json"))
+    write_run_file(out_dir / SPLITS, assignment.to_dict())
+    write_run_file(out_dir / NORMALISATION, normalisation)
     # the corpus spec travels with the run: the surrogate needs its physics model, its plant
     # and the design space the hybrid was trained on
-    _write_json(out_dir / CORPUS_MANIFEST, _read_json(corpus_dir / "manifest.json"))
+    write_run_file(out_dir / CORPUS_MANIFEST, read_run_file(corpus_dir / "manifest.json"))
     models = {}
     for name, family, entry in config.entries():
         log.info("training %s (%s)", name, family)
@@ -192,7 +197,7 @@ def train_from_config(config: TrainRunConfig, corpus_dir: Path, out_dir: Path) -
         "dropped_features": {family: norm["dropped_features"] for family, norm in normalisation.items()},
         "models": models,
     }
-    _write_json(out_dir / SUMMARY, summary)
+    write_run_file(out_dir / SUMMARY, summary)
     return summary
 
 
@@ -204,15 +209,16 @@ def _train_one(name: str, entry: ModelEntry | BlackBoxEntry, config: TrainRunCon
     val_batches = _batches(corpus, assignment, "val", normalisation, train_config.batch_size)
     model_config = _model_config(entry.model, len(normalisation["features"]), len(normalisation["targets"]),
                                  normalisation["current_index"])
-    seed_everything(train_config.seed)  # before building: the initial weights follow the seed
-    model = build_model(model_config)
     started = time.perf_counter()
-    result = fit(model, train_batches, val_batches, train_config, run_dir=out_dir / name,
-                 model_config=config_to_dict(model_config), normalisation=normalisation,
-                 extra={"model_name": name, "run": config.name, "corpus": corpus_label})
+    try:
+        trained, result = train_model(name, model_config, train_batches, val_batches, train_config, out_dir / name,
+                                      normalisation=normalisation,
+                                      extra={"model_name": name, "run": config.name, "corpus": corpus_label})
+    except TrainingDiverged as error:  # a run trains several models: say which one to fix
+        raise TrainingDiverged(f"model '{name}' ({out_dir / name}): {error}") from None
     speeds = [epoch["steps_per_second"] for epoch in result.history]
     return {"family": normalisation["family"], "kind": model_config.kind,
-            "parameters": sum(p.numel() for p in model.parameters()),
+            "parameters": sum(p.numel() for p in trained.model.parameters()),
             "initial_val_loss": result.initial_val_loss, "best_val_loss": result.best_val_loss,
             "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
             "train_steps_per_s": sum(speeds) / len(speeds) if speeds else None,
@@ -229,11 +235,12 @@ def _batches(corpus: Corpus, assignment: SplitAssignment, split: str, normalisat
 
 
 
-def _read_json(path: Path) -> Any:
+def read_run_file(path: Path) -> Any:
+    """A JSON file of a run directory (or a corpus manifest); DataError naming it when missing."""
     if not path.is_file():
-        raise DataError(f"{path}: not found; allowed: a run directory written by train_run")
+        raise DataError(f"{path}: not found; allowed: a run directory written by hybat train")
     return json.loads(path.read_text())
 
 
-def _write_json(path: Path, payload: Any) -> None:
+def write_run_file(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(payload, indent=1))

@@ -1,4 +1,9 @@
-from sim.corpus.generate import CorpusSpec, ProtocolChoice, Range, SCHEMA_VERSION, consolidate_journal, generate_corpus, package_versions, write_json, write_table
-from sim.corpus.sample import PHYSICS_COLUMNS, SampleResult, WORKER_CACHE, base_record, plan_sample, run_sample
+from sim.corpus.generate import CorpusSpec, ProtocolChoice, Range, generate_corpus
+from sim.corpus.sample import SampleResult, WORKER_CACHE, base_record, plan_sample, run_sample
+from sim.corpus.validity import PHYSICS_VOLTAGE_MARGIN_V, left_window_message, rows_inside_window
+from sim.corpus.writer import PHYSICS_COLUMNS, SCHEMA_VERSION, CorpusWriter, cycles_table, series_table
 
-__all__ = ['CorpusSpec', 'PHYSICS_COLUMNS', 'ProtocolChoice', 'Range', 'SCHEMA_VERSION', 'SampleResult', 'WORKER_CACHE', 'base_record', 'consolidate_journal', 'generate_corpus', 'package_versions', 'plan_sample', 'run_sample', 'write_json', 'write_table']
+__all__ = ['CorpusSpec', 'CorpusWriter', 'PHYSICS_COLUMNS', 'PHYSICS_VOLTAGE_MARGIN_V', 'ProtocolChoice',
+           'Range', 'SCHEMA_VERSION', 'SampleResult', 'WORKER_CACHE', 'base_record', 'cycles_table',
+           'generate_corpus', 'left_window_message', 'plan_sample', 'rows_inside_window', 'run_sample',
+           'series_table']

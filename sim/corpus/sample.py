@@ -21,24 +21,13 @@ from scipy.stats import qmc
 
 from sim.protocols import AgeingCampaign, CurrentTrace, Dynamic, Protocol
 from sim.physics import ModelCache, simulate
-from sim.plant import TRUTH_COLUMNS, measure_reference
+from sim.plant import measure_reference
 from sim.physics import Trajectory
 from sim.errors import SampleTimeout
+from sim.corpus.validity import left_window_message, rows_inside_window
+from sim.corpus.writer import cycles_table, series_table
 
-# physics outputs stored beside the reference (states the hybrid may read online)
-PHYSICS_COLUMNS = {
-    "Voltage [V]": "Physics voltage [V]",
-    "Cell temperature [K]": "Physics cell temperature [K]",
-    "State of charge": "Physics state of charge",
-    "X-averaged negative particle surface stoichiometry": "Physics X-averaged negative particle surface stoichiometry",
-    "X-averaged positive particle surface stoichiometry": "Physics X-averaged positive particle surface stoichiometry",
-    "X-averaged negative electrode surface potential difference [V]":
-        "Physics X-averaged negative electrode surface potential difference [V]",
-    "Loss of lithium inventory [%]": "Physics loss of lithium inventory [%]",
-    "X-averaged negative SEI thickness [m]": "Physics X-averaged negative SEI thickness [m]",
-}
 WORKER_CACHE = ModelCache(max_size=16)
-PHYSICS_VOLTAGE_MARGIN_V = 0.3
 
 
 @dataclass
@@ -137,21 +126,18 @@ def _simulate_pair(spec, plan: SamplePlan, record: dict, cache: ModelCache) -> S
                   capacity_Ah=reference.metadata["capacity_Ah"],
                   physics_capacity_Ah=physics.metadata["capacity_Ah"],
                   **{f"sensor_{name}": value for name, value in draws.items()})
-    return SampleResult(record, _series(plan.index, measured, reference, physics),
-                        _cycles(plan.index, reference, physics))
+    return SampleResult(record, series_table(plan.index, measured, physics.columns, truth=reference.columns),
+                        cycles_table(plan.index, reference.cycles, physics.cycles))
 
 
 def _cut_where_physics_leaves_its_window(measured: dict, reference: Trajectory, physics: Trajectory) -> str:
     """Driven past its own full or empty state (the plant holds more charge, or the measured
     charge counter drifted), the physics model's voltage runs off to its OCP asymptotes.
     Cut the series and the cycles there, in place; return why (empty when nothing was cut)."""
-    lower, upper = physics.metadata["voltage_window_V"]
-    voltage = physics.columns["Voltage [V]"]
-    margin = PHYSICS_VOLTAGE_MARGIN_V
-    outside = np.flatnonzero((voltage < lower - margin) | (voltage > upper + margin))
-    if len(outside) == 0:
+    window = physics.metadata["voltage_window_V"]
+    end = rows_inside_window(physics.columns["Voltage [V]"], window)
+    if end == len(physics.columns["Voltage [V]"]):
         return ""
-    end = int(outside[0])
     end_time = float(measured["Time [s]"][end])
     for columns in (measured, reference.columns, physics.columns):
         for name in columns:
@@ -159,8 +145,7 @@ def _cut_where_physics_leaves_its_window(measured: dict, reference: Trajectory, 
     for trajectory in (reference, physics):
         keep = trajectory.cycles["End time [s]"] < end_time
         trajectory.cycles = {name: values[keep] for name, values in trajectory.cycles.items()}
-    return (f"left its voltage window [{lower}, {upper}] V by more than {margin} V at t = {end_time:.0f} s; "
-            "series cut there")
+    return left_window_message(window, end_time)
 
 
 def base_record(spec, plan: SamplePlan) -> dict[str, Any]:
@@ -169,28 +154,6 @@ def base_record(spec, plan: SamplePlan) -> dict[str, Any]:
             **{f"scale_{name}": value for name, value in plan.scales.items()},
             "ambient_temperature_K": plan.ambient_temperature_K, "protocol_kind": plan.protocol.kind,
             "protocol": json.dumps(plan.protocol.model_dump(mode="json"), sort_keys=True)}
-
-
-def _series(index: int, measured: dict, reference: Trajectory, physics: Trajectory) -> dict[str, np.ndarray]:
-    rows = len(measured["Time [s]"])
-    series = {"sample_id": np.full(rows, index, dtype=np.int64)}
-    for name in ("Time [s]", "Current [A]", "Ambient temperature [K]", "Voltage [V]", "Cell temperature [K]",
-                 "Discharge capacity [A.h]"):
-        if name in measured:
-            series[name] = measured[name]
-    series.update({name: reference.columns[name] for name in TRUTH_COLUMNS if name in reference.columns})
-    series.update({column: physics.columns[name] for name, column in PHYSICS_COLUMNS.items()
-                   if name in physics.columns})
-    return series
-
-
-def _cycles(index: int, reference: Trajectory, physics: Trajectory) -> dict[str, np.ndarray]:
-    names = [name for name in reference.cycles if name in physics.cycles]
-    count = (len(reference.cycles["Tag"]), len(physics.cycles["Tag"]))
-    cycles = {"sample_id": np.full(sum(count), index, dtype=np.int64),
-              "Source": np.array(["reference"] * count[0] + ["physics"] * count[1])}
-    cycles.update({name: np.concatenate([reference.cycles[name], physics.cycles[name]]) for name in names})
-    return cycles
 
 
 @contextlib.contextmanager

@@ -1,4 +1,9 @@
-from sim.measured.calibrate import Calibration
-from sim.measured.pairing import PairingSpec, REAL_DATA_VARIABLE, default_real_data_dir, pair_measured, pair_measured_cli
+from sim.measured.calibrate import Calibration, CalibrationOptions, calibrate
+from sim.measured.columns import ColumnMap, detect_columns
+from sim.measured.loader import MeasuredSeries, load_measured
+from sim.measured.pairing import pair_measured, pair_measured_cli
+from sim.measured.spec import REAL_DATA_VARIABLE, PairingSpec, default_real_data_dir
 
-__all__ = ['Calibration', 'PairingSpec', 'REAL_DATA_VARIABLE', 'default_real_data_dir', 'pair_measured', 'pair_measured_cli']
+__all__ = ['Calibration', 'CalibrationOptions', 'ColumnMap', 'MeasuredSeries', 'PairingSpec', 'REAL_DATA_VARIABLE',
+           'calibrate', 'default_real_data_dir', 'detect_columns', 'load_measured', 'pair_measured',
+           'pair_measured_cli']

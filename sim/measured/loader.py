@@ -1,8 +1,8 @@
 """Measured cycler time series as PyBaMM-named SI columns.
 
 :func:`load_measured` reads one CSV, gzip CSV (``.csv.gz``) or Parquet file, finds its time,
-current, voltage and temperature columns (from known aliases, see :data:`COLUMN_ALIASES`, or
-from a :class:`ColumnMap`), converts them to SI with discharge current positive, validates
+current, voltage and temperature columns (from known aliases, see
+:data:`sim.measured.columns.COLUMN_ALIASES`, or from a :class:`~sim.measured.columns.ColumnMap`), converts them to SI with discharge current positive, validates
 them and, on request, resamples them onto a uniform grid. Every problem with the file is a
 one-line :class:`~sim.errors.DataError` naming the file, the column and the offending value
 or row; bad arguments are a :class:`~sim.errors.ConfigError`. Rows are 0-based data rows
@@ -20,23 +20,14 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from pydantic import Field
 
-from sim.config import StrictModel, validate
+from sim.config import validate
 from sim.errors import ConfigError, DataError
+from sim.measured.columns import (AMBIENT_TEMPERATURE, CURRENT, PYBAMM_NAMES, TIME, VOLTAGE,
+                                  ColumnMap, CurrentSign, Direction, detect_columns, quoted)
 from sim.signals import resample
 
 log = logging.getLogger(__name__)
-
-TIME = "Time [s]"
-CURRENT = "Current [A]"
-VOLTAGE = "Voltage [V]"
-CELL_TEMPERATURE = "Cell temperature [K]"
-AMBIENT_TEMPERATURE = "Ambient temperature [K]"
-
-TemperatureUnit = Literal["degC", "K"]
-CurrentSign = Literal["discharge_positive", "charge_positive"]
-Direction = Literal["discharge", "charge"]
 
 ZERO_CELSIUS_K = 273.15
 # A cell or chamber outside -100..150 degC means a unit mix-up (K read as degC or the reverse).
@@ -48,55 +39,6 @@ MILLIAMP_MAX = 1000.0
 IRREGULAR_SPREAD = 0.01
 # Longer NaN runs than this are missing data, not dropped samples, and are not interpolated.
 MAX_INTERPOLATED_NAN_RUN = 2
-
-# quantity -> (source column name, unit), in order of preference; matched ignoring case and
-# surrounding spaces. Tidy names, hybat/PyBaMM names, BDF preferred labels, BDF machine names.
-COLUMN_ALIASES: dict[str, tuple[tuple[str, str], ...]] = {
-    "time": (
-        ("time_s", "s"), (TIME, "s"), ("Test Time / s", "s"), ("test_time_second", "s"),
-        ("Unix Time / s", "s"), ("unix_time_second", "s"),
-    ),
-    "current": (
-        ("current_A", "A"), (CURRENT, "A"), ("Current / A", "A"), ("current_ampere", "A"),
-    ),
-    "voltage": (
-        ("voltage_V", "V"), (VOLTAGE, "V"), ("Voltage / V", "V"), ("voltage_volt", "V"),
-    ),
-    "temperature": (
-        ("temperature_C", "degC"), ("temperature_K", "K"), (CELL_TEMPERATURE, "K"),
-        ("Temperature T1 / degC", "degC"), ("Surface Temperature T1 / degC", "degC"),
-        ("temperature_t1_celsius", "degC"),
-    ),
-    "ambient_temperature": (
-        ("ambient_C", "degC"), ("ambient_K", "K"), (AMBIENT_TEMPERATURE, "K"),
-        ("Ambient Temperature / degC", "degC"), ("ambient_temperature_celsius", "degC"),
-    ),
-}
-REQUIRED_QUANTITIES = ("time", "current", "voltage")
-
-
-class ColumnMap(StrictModel):
-    """Source column names for each quantity (None = absent) and their units.
-
-    time, current, voltage: required column names.
-    temperature, ambient_temperature: cell surface and chamber temperature columns, optional.
-    time_scale: seconds per source time unit (3600 for hours). Time is shifted to start at 0.
-    current_scale, voltage_scale: amperes / volts per source unit (0.001 for mA / mV).
-        None means amperes / volts, checked against the milliamp / millivolt heuristics;
-        a declared scale (even 1.0) turns those heuristics off.
-    temperature_unit, ambient_temperature_unit: "degC" or "K".
-    """
-
-    time: str
-    current: str
-    voltage: str
-    temperature: str | None = None
-    ambient_temperature: str | None = None
-    time_scale: float = Field(1.0, gt=0)
-    current_scale: float | None = Field(None, gt=0)
-    voltage_scale: float | None = Field(None, gt=0)
-    temperature_unit: TemperatureUnit = "degC"
-    ambient_temperature_unit: TemperatureUnit = "degC"
 
 
 @dataclass(frozen=True)
@@ -166,7 +108,7 @@ def load_measured(
     wanted = _mapped_columns(column_map)
     absent = [column for column in wanted.values() if column not in names]
     if absent:
-        raise DataError(f"{source}: column '{absent[0]}' not found; the file has {_quoted(names)}")
+        raise DataError(f"{source}: column '{absent[0]}' not found; the file has {quoted(names)}")
     frame = _read_columns(path, file_format, list(wanted.values()))
     if len(frame) < 2:
         raise DataError(f"{source}: needs at least 2 rows of data, found {len(frame)}")
@@ -175,7 +117,7 @@ def load_measured(
     if AMBIENT_TEMPERATURE not in series_columns and ambient_temperature_K is not None:
         series_columns[AMBIENT_TEMPERATURE] = np.full(len(frame), float(ambient_temperature_K))
     source_columns = {pybamm_name: wanted[quantity]
-                      for quantity, pybamm_name in _PYBAMM_NAMES.items() if quantity in wanted}
+                      for quantity, pybamm_name in PYBAMM_NAMES.items() if quantity in wanted}
     series = MeasuredSeries(source, series_columns, _uniform_period(series_columns[TIME]),
                             source_columns)
     if series.sample_period_s is None and resample_period_s is None:
@@ -208,39 +150,6 @@ def check_sign_convention(series: MeasuredSeries, expect: Direction) -> float:
     return net_Ah
 
 
-def detect_columns(names: list[str], source: str = "file") -> ColumnMap:
-    """Build a ColumnMap from the file's column ``names`` using :data:`COLUMN_ALIASES`."""
-    by_key = {_alias_key(name): name for name in names}
-    found: dict[str, tuple[str, str]] = {}
-    for quantity, aliases in COLUMN_ALIASES.items():
-        match = next(((by_key[_alias_key(alias)], unit) for alias, unit in aliases
-                      if _alias_key(alias) in by_key), None)
-        if match is not None:
-            found[quantity] = match
-    for quantity in REQUIRED_QUANTITIES:
-        if quantity not in found:
-            accepted = _quoted([alias for alias, _ in COLUMN_ALIASES[quantity]])
-            raise DataError(
-                f"{source}: no {quantity} column; accepted names: {accepted}; the file has "
-                f"{_quoted(names)}; name it with columns=ColumnMap(...)"
-            )
-    units = {quantity: unit for quantity, (_, unit) in found.items()}
-    return ColumnMap(
-        **{quantity: column for quantity, (column, _) in found.items()},
-        temperature_unit=units.get("temperature", "degC"),
-        ambient_temperature_unit=units.get("ambient_temperature", "degC"),
-    )
-
-
-_PYBAMM_NAMES = {
-    "time": TIME,
-    "current": CURRENT,
-    "voltage": VOLTAGE,
-    "temperature": CELL_TEMPERATURE,
-    "ambient_temperature": AMBIENT_TEMPERATURE,
-}
-
-
 def _check_arguments(current_sign: str, ambient_temperature_K: float | None,
                      resample_period_s: float | None, expect: str | None) -> None:
     if current_sign not in ("discharge_positive", "charge_positive"):
@@ -269,7 +178,7 @@ def _as_column_map(columns: ColumnMap | dict[str, Any]) -> ColumnMap:
 
 def _mapped_columns(column_map: ColumnMap) -> dict[str, str]:
     """quantity -> source column name, for the quantities the map names."""
-    return {quantity: getattr(column_map, quantity) for quantity in _PYBAMM_NAMES
+    return {quantity: getattr(column_map, quantity) for quantity in PYBAMM_NAMES
             if getattr(column_map, quantity) is not None}
 
 
@@ -327,7 +236,7 @@ def _convert(frame: pd.DataFrame, column_map: ColumnMap, current_sign: str,
         column = getattr(column_map, quantity)
         if column is not None:
             values = _numeric(frame, column, source, along=time_s)
-            channels[_PYBAMM_NAMES[quantity]] = _temperature_K(values, unit, column, source)
+            channels[PYBAMM_NAMES[quantity]] = _temperature_K(values, unit, column, source)
     return channels
 
 
@@ -448,14 +357,6 @@ def _resampled(series: MeasuredSeries, period_s: float, anti_alias: bool) -> Mea
     log.info("%s: resampled %d rows onto a %g s grid (%d rows, anti_alias=%s)", series.source,
              len(series.columns[TIME]), period_s, len(time_s), anti_alias)
     return MeasuredSeries(series.source, columns, float(period_s), series.source_columns)
-
-
-def _alias_key(name: str) -> str:
-    return name.strip().casefold()
-
-
-def _quoted(names: list[str]) -> str:
-    return ", ".join(f"'{name}'" for name in names)
 
 
 def _first_line(error: BaseException) -> str:

@@ -1,7 +1,8 @@
 from sim.physics.config import SimulateConfig
-from sim.physics.fidelity import Fidelity
+from sim.physics.fidelity import Fidelity, Hysteresis
 from sim.physics.simulate import ModelCache, prepare_cell, simulate
 from sim.physics.summary import cycle_summary
 from sim.physics.trajectory import Trajectory
 
-__all__ = ['Fidelity', 'ModelCache', 'SimulateConfig', 'Trajectory', 'cycle_summary', 'prepare_cell', 'simulate']
+__all__ = ['Fidelity', 'Hysteresis', 'ModelCache', 'SimulateConfig', 'Trajectory', 'cycle_summary', 'prepare_cell',
+           'simulate']

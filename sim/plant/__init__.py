@@ -1,3 +1,4 @@
-from sim.plant.reference import ReferenceSpec, TRUTH_COLUMNS, measure_reference
+from sim.plant.reference import TRUTH_COLUMNS, ReferenceSpec, measure_reference
+from sim.plant.sensor import SensorSpec, measure
 
-__all__ = ['ReferenceSpec', 'TRUTH_COLUMNS', 'measure_reference']
+__all__ = ['ReferenceSpec', 'SensorSpec', 'TRUTH_COLUMNS', 'measure', 'measure_reference']

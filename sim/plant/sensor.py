@@ -33,7 +33,7 @@ from pydantic import Field
 
 from sim.config import StrictModel
 from sim.errors import DataError
-from sim.signals import AntiAliasFilter, _check_time, lowpass_gain
+from sim.signals import AntiAliasFilter, check_time, lowpass_gain
 
 TIME = "Time [s]"
 CURRENT = "Current [A]"
@@ -101,7 +101,7 @@ def measure(
     sizes = {name: np.shape(values) for name, values in columns.items()}
     if len(set(sizes.values())) != 1:
         raise DataError(f"columns differ in shape: {sizes}; every column needs one value per time instant")
-    time_s = _check_time(columns[TIME])
+    time_s = check_time(columns[TIME])
     current = np.asarray(columns[CURRENT], dtype=float)
     voltage = np.asarray(columns[VOLTAGE], dtype=float)
     if ripple is not None:

@@ -3,7 +3,7 @@
 The pipeline is ``stochastic_speed_trace`` (vehicle speed [m/s] vs time [s]) ->
 ``speed_to_cell_current`` (longitudinal vehicle model -> cell current [A]), joined by
 ``dynamic_current_profile``. Users with measured data can load a speed trace or a cell
-current profile from CSV with ``read_speed_csv`` / ``read_current_csv``.
+current profile from CSV with :mod:`sim.protocols.profile_csv`.
 
 A speed trace is a sequence of micro-trips: idle, accelerate to a random cruise speed,
 cruise with small smooth noise (optionally changing speed a few times), decelerate to a
@@ -27,16 +27,11 @@ Sign convention: cell current is positive on discharge, as in PyBaMM.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from sim.errors import ConfigError, DataError
-
-logger = logging.getLogger(__name__)
+from sim.errors import ConfigError
 
 GRAVITY_MPS2 = 9.81
 KMH_TO_MPS = 1.0 / 3.6
@@ -266,54 +261,6 @@ def dynamic_current_profile(
     return time_s, current_A * (peak_current_A / peak_model_A)
 
 
-def read_speed_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a user speed trace from a CSV with columns ``time_s`` and ``speed_mps`` or ``speed_kmh``.
-
-    Returns:
-        ``(time_s, speed_mps)``, shape (n,); km/h is converted to m/s.
-
-    Raises:
-        DataError: naming the file and column, for a missing or ambiguous speed column,
-            non-numeric or NaN values, non-increasing time or negative speed.
-    """
-    path = Path(path)
-    table = _read_table(path)
-    speed_columns = [column for column in ("speed_mps", "speed_kmh") if column in table.columns]
-    if len(speed_columns) != 1:
-        found = "both" if speed_columns else "neither"
-        raise DataError(f"{path}: column 'speed_mps' or 'speed_kmh' expected (exactly one), found {found}")
-    speed_column = speed_columns[0]
-    time_s = _time_column(path, table)
-    speed = _numeric_column(path, table, speed_column)
-    negative = np.flatnonzero(speed < 0)
-    if negative.size:
-        row = negative[0]
-        raise DataError(
-            f"{path}: column '{speed_column}' has negative speed {speed[row]} at line {row + 2}; speed must be >= 0"
-        )
-    speed_mps = speed * KMH_TO_MPS if speed_column == "speed_kmh" else speed
-    logger.debug("read %d speed samples from %s", time_s.size, path)
-    return time_s, speed_mps
-
-
-def read_current_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a user cell current profile from a CSV with columns ``time_s`` and ``current_A``.
-
-    Returns:
-        ``(time_s, current_A)``, shape (n,), current positive on discharge.
-
-    Raises:
-        DataError: naming the file and column, for a missing column, non-numeric or NaN
-            values or non-increasing time.
-    """
-    path = Path(path)
-    table = _read_table(path)
-    time_s = _time_column(path, table)
-    current_A = _numeric_column(path, table, "current_A")
-    logger.debug("read %d current samples from %s", time_s.size, path)
-    return time_s, current_A
-
-
 def _time_grid(duration_s: float, period_s: float) -> np.ndarray:
     """Sample times [s] from 0 to at most ``duration_s`` in steps of ``period_s``."""
     _require("duration_s", duration_s, duration_s > 0, "must be > 0")
@@ -408,46 +355,3 @@ def _wheel_power(time_s: np.ndarray, speed_mps: np.ndarray, vehicle: Vehicle) ->
     aero_N = 0.5 * vehicle.air_density_kgpm3 * vehicle.drag_coefficient * vehicle.frontal_area_m2 * speed_mps**2
     rolling_N = vehicle.rolling_resistance * vehicle.mass_kg * GRAVITY_MPS2
     return (inertia_N + aero_N + rolling_N) * speed_mps
-
-
-def _read_table(path: Path) -> pd.DataFrame:
-    """CSV file as a DataFrame with stripped column names; DataError if unreadable or too short."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        table = pd.read_csv(path, skipinitialspace=True)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: not a readable CSV ({str(error).splitlines()[0]})") from None
-    table.columns = [str(column).strip() for column in table.columns]
-    if len(table) < 2:
-        raise DataError(f"{path}: {len(table)} data row(s); at least 2 are needed")
-    return table
-
-
-def _numeric_column(path: Path, table: pd.DataFrame, column: str) -> np.ndarray:
-    """Column as a finite float array; DataError naming the file, the column and the line."""
-    if column not in table.columns:
-        raise DataError(f"{path}: column '{column}' is missing; found columns: {', '.join(table.columns)}")
-    values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        row = bad[0]
-        # Line numbers count the header as line 1.
-        raise DataError(
-            f"{path}: column '{column}' has a missing, NaN or non-numeric value '{table[column].iloc[row]}' "
-            f"at line {row + 2}"
-        )
-    return values
-
-
-def _time_column(path: Path, table: pd.DataFrame) -> np.ndarray:
-    """The ``time_s`` column; DataError unless strictly increasing."""
-    time_s = _numeric_column(path, table, "time_s")
-    steps = np.flatnonzero(np.diff(time_s) <= 0)
-    if steps.size:
-        row = steps[0]
-        raise DataError(
-            f"{path}: column 'time_s' is not strictly increasing at line {row + 3} "
-            f"({time_s[row]} then {time_s[row + 1]})"
-        )
-    return time_s

@@ -26,6 +26,7 @@ import pybamm
 from pydantic import Field, model_validator
 
 from sim.protocols import drive_cycles as drive_cycles
+from sim.protocols.profile_csv import read_current_csv, read_speed_csv
 from sim.config import StrictModel
 
 # A CC step to a voltage cut-off is given this much longer than 1/C so that it ends on the
@@ -138,10 +139,10 @@ class Dynamic(ProtocolBase):
     def current_c_rate(self) -> tuple[np.ndarray, np.ndarray]:
         """(time [s], current as C-rate) on the fast output grid, starting at t = 0."""
         if self.current_csv is not None:
-            time, current = drive_cycles.read_current_csv(self.current_csv)
+            time, current = read_current_csv(self.current_csv)
             return time - time[0], current / np.max(np.abs(current)) * self.peak_c_rate
         if self.speed_csv is not None:
-            time, speed = drive_cycles.read_speed_csv(self.speed_csv)
+            time, speed = read_speed_csv(self.speed_csv)
             current = drive_cycles.speed_to_cell_current(time, speed, drive_cycles.Vehicle())
         else:
             time, current = drive_cycles.dynamic_current_profile(

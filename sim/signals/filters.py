@@ -17,7 +17,6 @@ shape (n,) or (n, channels) in SI units; frequencies in Hz.
 
 from __future__ import annotations
 
-import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,11 +25,10 @@ import numpy as np
 from scipy import signal
 
 from sim.errors import ConfigError, DataError
+from sim.signals.grid import (UNIFORM_RTOL, check_frequency, check_period, check_series, check_tones, interp_rows,
+                              restore_shape, sample_instants, uniform_grid)
 
-logger = logging.getLogger(__name__)
 
-# Relative spread of the time steps below which a grid counts as uniform.
-_UNIFORM_RTOL = 1e-6
 
 
 class AliasingWarning(UserWarning):
@@ -63,109 +61,6 @@ class AntiAliasFilter:
         return self.cutoff_fraction * 0.5 / sample_period_s
 
 
-# --- validation -----------------------------------------------------------------------
-
-
-def _check_period(period_s: float, name: str = "period_s") -> float:
-    """Return `period_s` as a float; raise DataError unless it is finite and > 0."""
-    period = float(period_s)
-    if not (np.isfinite(period) and period > 0.0):
-        raise DataError(f"{name} = {period_s!r}: must be a positive finite number of seconds")
-    return period
-
-
-def _check_time(time_s: np.ndarray | Sequence[float]) -> np.ndarray:
-    """Return `time_s` as a float array; raise DataError unless 1-D, finite, strictly increasing, n >= 2."""
-    time = np.asarray(time_s, dtype=float)
-    if time.ndim != 1 or time.size < 2:
-        raise DataError(f"time_s has shape {time.shape}: expected a 1-D array of at least 2 samples")
-    bad = np.flatnonzero(~np.isfinite(time))
-    if bad.size:
-        raise DataError(f"time_s[{bad[0]}] = {time[bad[0]]}: times must be finite")
-    steps = np.diff(time)
-    bad = np.flatnonzero(steps <= 0.0)
-    if bad.size:
-        i = bad[0]
-        raise DataError(
-            f"time_s must be strictly increasing; got time_s[{i + 1}] = {time[i + 1]} "
-            f"after time_s[{i}] = {time[i]}"
-        )
-    return time
-
-
-def _check_series(
-    time_s: np.ndarray | Sequence[float], values: np.ndarray | Sequence[float]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a (time, values) pair; return time (n,) and values as 2-D (n, channels)."""
-    time = _check_time(time_s)
-    data = np.asarray(values, dtype=float)
-    if data.ndim not in (1, 2) or data.shape[0] != time.size:
-        raise DataError(
-            f"values has shape {data.shape}: expected ({time.size},) or ({time.size}, channels) "
-            f"to match time_s"
-        )
-    bad = np.argwhere(~np.isfinite(data))
-    if bad.size:
-        index = tuple(int(i) for i in bad[0])
-        raise DataError(f"values{list(index)} = {data[index]}: values must be finite (no NaN or inf)")
-    return time, data.reshape(time.size, -1)
-
-
-def _check_frequency(frequency_hz: float, name: str = "frequency_hz") -> float:
-    """Return `frequency_hz` as a float; raise DataError unless finite and >= 0."""
-    frequency = float(frequency_hz)
-    if not (np.isfinite(frequency) and frequency >= 0.0):
-        raise DataError(f"{name} = {frequency_hz!r}: must be a finite frequency >= 0 Hz")
-    return frequency
-
-
-def _check_tones(tones: Sequence[tuple[float, float, float]]) -> np.ndarray:
-    """Return tones as an array (n_tones, 3) of (frequency [Hz], amplitude, phase [rad])."""
-    rows = []
-    for i, tone in enumerate(tones):
-        if len(tone) != 3 or not np.all(np.isfinite(np.asarray(tone, dtype=float))):
-            raise DataError(
-                f"tones[{i}] = {tone!r}: expected a finite (frequency_hz, amplitude, phase_rad) triple"
-            )
-        _check_frequency(tone[0], name=f"tones[{i}] frequency")
-        rows.append([float(part) for part in tone])
-    return np.asarray(rows, dtype=float).reshape(-1, 3)
-
-
-# --- grids ----------------------------------------------------------------------------
-
-
-def _uniform_grid(time: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Put validated data (n, channels) on a uniform grid; return (time, data, step [s]).
-
-    A uniform input is returned unchanged; an irregular one is interpolated linearly onto
-    t0, t0 + h, ... <= t_end with h the median input step.
-    """
-    steps = np.diff(time)
-    step = float(np.median(steps))
-    if np.all(np.abs(steps - step) <= _UNIFORM_RTOL * step):
-        return time, data, step
-    logger.debug("irregular time grid: interpolating %d samples onto a %.3g s grid", time.size, step)
-    fine_time = _sample_instants(time[0], time[-1], step)
-    return fine_time, _interp_rows(fine_time, time, data), step
-
-
-def _sample_instants(start_s: float, end_s: float, period_s: float) -> np.ndarray:
-    """Uniform instants start, start + period, ... <= end [s] (end included up to rounding)."""
-    count = int(np.floor((end_s - start_s) / period_s + 1e-9)) + 1
-    return start_s + period_s * np.arange(count)
-
-
-def _interp_rows(new_time: np.ndarray, time: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """Linear interpolation of every column of `data` (n, channels) at `new_time`."""
-    return np.column_stack([np.interp(new_time, time, column) for column in data.T])
-
-
-def _restore_shape(data: np.ndarray, ndim: int) -> np.ndarray:
-    """Return (n, channels) data as (n,) when the caller passed 1-D values."""
-    return data[:, 0] if ndim == 1 else data
-
-
 # --- filters --------------------------------------------------------------------------
 
 
@@ -184,7 +79,7 @@ def lowpass_gain(
     Returns:
         Complex gain, same shape as `frequency_hz` (|H| = 1 at DC, 1/sqrt(2) at the corner).
     """
-    period = _check_period(sample_period_s, "sample_period_s")
+    period = check_period(sample_period_s, "sample_period_s")
     frequency = np.asarray(frequency_hz, dtype=float)
     if not np.all(np.isfinite(frequency)):
         raise DataError(f"frequency_hz = {frequency_hz!r}: frequencies must be finite")
@@ -255,13 +150,13 @@ def resample(
     Returns:
         (new_time (m,) [s], new_values (m,) or (m, channels)).
     """
-    time, data = _check_series(time_s, values)
-    period = _check_period(period_s)
-    fine_time, fine_data, step = _uniform_grid(time, data)
+    time, data = check_series(time_s, values)
+    period = check_period(period_s)
+    fine_time, fine_data, step = uniform_grid(time, data)
     if anti_alias and period > step:
         fine_data = _zero_phase_lowpass(fine_data, filt.cutoff_hz(period), step, filt)
-    new_time = _sample_instants(time[0], time[-1], period)
-    return new_time, _restore_shape(_interp_rows(new_time, fine_time, fine_data), np.ndim(values))
+    new_time = sample_instants(time[0], time[-1], period)
+    return new_time, restore_shape(interp_rows(new_time, fine_time, fine_data), np.ndim(values))
 
 
 def nyquist_content(time_s: np.ndarray, values: np.ndarray, period_s: float) -> float:
@@ -280,15 +175,15 @@ def nyquist_content(time_s: np.ndarray, values: np.ndarray, period_s: float) -> 
     Returns:
         Fraction of AC power above 1/(2*period_s), in [0, 1].
     """
-    time, data = _check_series(time_s, values)
-    new_nyquist_hz = 0.5 / _check_period(period_s)
-    _, uniform_data, step = _uniform_grid(time, data)
+    time, data = check_series(time_s, values)
+    new_nyquist_hz = 0.5 / check_period(period_s)
+    _, uniform_data, step = uniform_grid(time, data)
     frequency, power = signal.periodogram(
         uniform_data, fs=1.0 / step, window="hann", detrend="constant", axis=0
     )
     total = power.sum(axis=0)
     # The tolerance keeps the input's own Nyquist bin out when period_s equals the input step.
-    above = power[frequency > new_nyquist_hz * (1.0 + _UNIFORM_RTOL)].sum(axis=0)
+    above = power[frequency > new_nyquist_hz * (1.0 + UNIFORM_RTOL)].sum(axis=0)
     fractions = np.divide(above, total, out=np.zeros_like(total), where=total > 0.0)
     return float(np.clip(fractions.max(), 0.0, 1.0))
 
@@ -356,10 +251,10 @@ def sample_sensor(
     Returns:
         (sample_time (m,) [s], samples (m,) or (m, channels)).
     """
-    time, data = _check_series(time_s, values)
-    period = _check_period(period_s)
-    tone_table = _check_tones(tones)
-    fine_time, fine_data, step = _uniform_grid(time, data)
+    time, data = check_series(time_s, values)
+    period = check_period(period_s)
+    tone_table = check_tones(tones)
+    fine_time, fine_data, step = uniform_grid(time, data)
     if anti_alias:
         cutoff_hz = filt.cutoff_hz(period)
         if cutoff_hz >= 0.5 / step:
@@ -369,10 +264,10 @@ def sample_sensor(
                 f"{0.5 / step:.4g} Hz; pass a finer input grid"
             )
         fine_data = _causal_lowpass(fine_data, cutoff_hz, step, filt)
-    sample_time = _sample_instants(time[0], time[-1], period)
-    samples = _interp_rows(sample_time, fine_time, fine_data)
+    sample_time = sample_instants(time[0], time[-1], period)
+    samples = interp_rows(sample_time, fine_time, fine_data)
     samples += _tone_signal(sample_time, tone_table, period, filt if anti_alias else None)[:, None]
-    return sample_time, _restore_shape(samples, np.ndim(values))
+    return sample_time, restore_shape(samples, np.ndim(values))
 
 
 def alias_frequency(frequency_hz: float, sample_period_s: float) -> float:
@@ -380,8 +275,8 @@ def alias_frequency(frequency_hz: float, sample_period_s: float) -> float:
 
     The result is |f - round(f/fs)*fs|, in [0, fs/2].
     """
-    frequency = _check_frequency(frequency_hz)
-    sample_rate = 1.0 / _check_period(sample_period_s, "sample_period_s")
+    frequency = check_frequency(frequency_hz)
+    sample_rate = 1.0 / check_period(sample_period_s, "sample_period_s")
     return float(abs(frequency - np.round(frequency / sample_rate) * sample_rate))
 
 
@@ -392,10 +287,10 @@ def tone_amplitude(time_s: np.ndarray, values: np.ndarray, frequency_hz: float) 
     units of `values`. Used to measure aliasing and filter attenuation; the record should
     span several periods of the tone.
     """
-    time, data = _check_series(time_s, values)
+    time, data = check_series(time_s, values)
     if data.shape[1] != 1:
         raise DataError(f"values has shape {np.shape(values)}: tone_amplitude needs a 1-D signal")
-    frequency = _check_frequency(frequency_hz)
+    frequency = check_frequency(frequency_hz)
     if frequency == 0.0:
         raise DataError("frequency_hz = 0.0: a tone needs a frequency > 0 Hz")
     angle = 2.0 * np.pi * frequency * time

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sim.measured.pairing import default_real_data_dir
+from hybrid.train.recipes import FINETUNE_CANDIDATES
+from sim.measured.spec import default_real_data_dir
 
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "sim_to_real.py"
 DATA_DIR = default_real_data_dir()
@@ -52,7 +53,7 @@ def test_quick_run_scores_every_model_on_held_out_tests(tmp_path):
     selection = figures["selection"]
     validation = [t for t in figures["tests"].values() if t["temperature_C"] == selection["validation_temp_C"]]
     assert [t["role"] for t in validation] == ["train"]
-    assert selection["recipe"]["name"] in {"no fine-tuning", *(r.name for r in experiment.FINETUNE_CANDIDATES)}
+    assert selection["recipe"]["name"] in {"no fine-tuning", *(r.name for r in FINETUNE_CANDIDATES)}
     # fine-tuning for 0 epochs keeps the pretrained model; either way it starts from it
     if selection["epochs"]["hybrid_pretrained_finetuned"] == 0:
         assert summary["hybrid_pretrained_finetuned"] == summary["hybrid_pretrained_zero_shot"]

@@ -1,0 +1,61 @@
+"""Facts about protocols with variables: the fast charge charges to its target and stops at the
+voltage limit, is the protocol the design corpus trains on, and any protocol's numbers can be
+set as variables (integers rounded, unknown names refused)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybrid.design.problem import load_problem
+from hybrid.design.protocols import FastChargeProtocol, protocol_variable_names, protocol_with_values, \
+    simulation_protocol
+from sim.config import load_config
+from sim.corpus.generate import CorpusSpec
+from sim.errors import ConfigError
+from sim.protocols.steps import HPPC, Sequence
+
+ROOT = Path(__file__).resolve().parents[3]
+DESIGNS = ROOT / "configs" / "design"
+DESIGN_CORPUS = ROOT / "configs" / "corpus" / "design.yaml"
+
+
+def test_fast_charge_stages_charge_to_the_target_and_stop_at_the_voltage_limit():
+    protocol = FastChargeProtocol(c_rates=[3.0, 2.0, 1.0], switch_socs=[0.3, 0.6], target_soc=0.8, cycles=2)
+    steps = protocol.to_sequence().steps
+    charges = [step for step in steps if step.kind == "cc" and step.c_rate < 0]
+    assert len(charges) == 6
+    assert sum(-step.c_rate * step.duration_s / 3600.0 for step in charges[:3]) == pytest.approx(0.8)
+    assert all(step.until_voltage_V == 4.2 for step in charges)
+    assert protocol.with_values({"c_rate_2": 1.5}).c_rates == [3.0, 1.5, 1.0]
+    with pytest.raises(ConfigError, match="strictly increasing"):
+        protocol.with_values({"switch_soc_2": 0.2})
+    with pytest.raises(ConfigError, match="fast_charge variable 'c_rate_4': unknown"):
+        protocol.with_values({"c_rate_4": 1.0})
+    assert simulation_protocol(protocol) == protocol.to_sequence()
+
+
+def test_design_corpus_trains_on_the_fast_charge_protocol_the_problem_optimises():
+    spec = load_config(DESIGN_CORPUS, CorpusSpec)
+    sequences = [choice.protocol for choice in spec.protocols if isinstance(choice.protocol, Sequence)]
+    template = load_problem(DESIGNS / "fast_charge.yaml").protocols["charge"]
+    assert len(sequences) == 8
+    for sequence in sequences:
+        stages = [step for step in sequence.steps[2:5]]
+        c_rates = [-step.c_rate for step in stages]
+        socs = np.cumsum([c * step.duration_s / 3600.0 for c, step in zip(c_rates, stages)])
+        rebuilt = template.with_values({"c_rate_1": c_rates[0], "c_rate_2": c_rates[1], "c_rate_3": c_rates[2],
+                                        "switch_soc_1": socs[0], "switch_soc_2": socs[1]})
+        assert rebuilt.to_sequence() == sequence
+
+
+def test_any_protocol_offers_its_numbers_as_variables():
+    hppc = HPPC(levels=2)
+    assert "levels" in protocol_variable_names(hppc) and "kind" not in protocol_variable_names(hppc)
+    assert protocol_with_values(hppc, {"levels": 3.4}, "protocols.hppc").levels == 3  # an integer field rounds
+    assert protocol_with_values(hppc, {}, "protocols.hppc") is hppc
+    assert simulation_protocol(hppc) is hppc
+    with pytest.raises(ConfigError, match="protocols.hppc: variable 'bogus' unknown; allowed:"):
+        protocol_with_values(hppc, {"bogus": 1.0}, "protocols.hppc")

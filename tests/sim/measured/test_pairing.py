@@ -1,0 +1,177 @@
+"""Paired corpora from measured files: the on-disk contract, failures as rows, resume, data
+directory resolution; on synthetic files (no data needed) and on the shared A123 data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from sim.cells.spec import CellSpec
+from sim.config import load_config
+from sim.errors import ConfigError
+from sim.physics.fidelity import Fidelity
+from sim.measured.pairing import pair_measured, pair_measured_cli
+from sim.measured.records import find_tests
+from sim.measured.spec import PairingSpec, default_real_data_dir, resolve_data_dir
+from sim.protocols.steps import CurrentTrace
+from sim.physics.simulate import simulate
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "measured"
+REAL_DATA = default_real_data_dir()
+needs_real_data = pytest.mark.skipif(
+    not (REAL_DATA / "a123_lfp_plett_dyn").is_dir() or not (REAL_DATA / "samsung_30q_artslab").is_dir(),
+    reason=f"measured data not found at {REAL_DATA}: set HYBAT_REAL_DATA to the folder that holds "
+           f"a123_lfp_plett_dyn/ and samsung_30q_artslab/")
+CONTRACT_SERIES = ["sample_id", "Time [s]", "Current [A]", "Ambient temperature [K]", "Voltage [V]",
+                   "Discharge capacity [A.h]", "Physics voltage [V]", "Physics state of charge"]
+CHEAP_CALIBRATION = {"fit_period_s": 300.0, "max_iterations": 4}
+
+
+@pytest.fixture(scope="module")
+def synthetic_data_dir(tmp_path_factory) -> Path:
+    """A cycler folder: one good record (a Chen2020 cell of 0.9x capacity starting at 85 % SOC,
+    logged every 10 s), one file with garbage in it, and a manifest.csv with the chamber
+    temperature."""
+    folder = tmp_path_factory.mktemp("cycler")
+    truth = CellSpec(parameter_set="Chen2020", scales={"Electrode width [m]": 0.9}, initial_soc=0.85)
+    time_s = np.arange(0.0, 1.5 * 3600.0, 10.0)
+    current = np.where(time_s % 900.0 < 600.0, 3.0, 0.0) + np.where(time_s % 900.0 >= 880.0, 6.0, 0.0)
+    record = simulate(truth, CurrentTrace(time_s, current), Fidelity(model="spme"), voltage_cutoffs=False)
+    pd.DataFrame({"time_s": time_s, "current_A": current, "voltage_V": np.round(record["Voltage [V]"], 5)}
+                 ).to_csv(folder / "cell_good.csv", index=False)
+    (folder / "cell_bad.csv").write_text("time_s,current_A,voltage_V\n0,1.0,3.9\n1,1.0,oops\n2,1.0,3.9\n")
+    pd.DataFrame({"file": ["cell_good.csv", "cell_bad.csv"], "chamber_C": [25.0, 25.0]}
+                 ).to_csv(folder / "manifest.csv", index=False)
+    return folder
+
+
+def synthetic_spec(data_dir: Path) -> PairingSpec:
+    return PairingSpec.model_validate({
+        "name": "synthetic", "data_dir": str(data_dir),
+        "tests": [{"pattern": "cell_*.csv", "ambient_manifest_column": "chamber_C", "tag": "pulses"}],
+        "cell": {"parameter_set": "Chen2020"}, "physics": {"model": "spme"},
+        "calibration": {"mode": "shared", "file": "cell_good.csv",
+                        "options": {"fit_period_s": 60.0, "max_iterations": 6}},
+    })
+
+
+@pytest.fixture(scope="module")
+def synthetic_corpus(synthetic_data_dir, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("paired") / "corpus"
+    return out, pair_measured(synthetic_spec(synthetic_data_dir), out, progress=False)
+
+
+def test_paired_corpus_reads_back_with_plain_pandas_and_pyarrow(synthetic_corpus):
+    out, manifest = synthetic_corpus
+    samples = pd.read_parquet(out / "samples.parquet")
+    series = pq.read_table(out / "series").to_pandas()
+    cycles = pd.read_parquet(out / "cycles")
+
+    assert manifest["counts"] == {"samples": 2, "ok": 1, "truncated": 0, "failed": 1}
+    assert manifest["kind"] == "measured" and manifest["spec"]["name"] == "synthetic"
+    assert {"pybamm", "numpy", "pyarrow"} <= set(manifest["versions"])
+    assert list(samples["file"]) == ["cell_bad.csv", "cell_good.csv"]
+    assert set(CONTRACT_SERIES) <= set(series.columns)
+    assert set(series["sample_id"]) == {1}
+    assert set(cycles["Source"]) == {"reference", "physics"}
+    assert series["Ambient temperature [K]"].eq(298.15).all()
+    # same current, same time grid: the charge each side sees is identical
+    by_source = cycles.set_index("Source")["Discharge capacity [A.h]"]
+    assert by_source["physics"] == pytest.approx(by_source["reference"], rel=1e-9)
+
+
+def test_a_bad_file_becomes_a_failed_row_with_a_message(synthetic_corpus):
+    out, _ = synthetic_corpus
+    bad = pd.read_parquet(out / "samples.parquet").set_index("file").loc["cell_bad.csv"]
+    assert bad["status"] == "failed"
+    assert "voltage_V" in bad["message"] and "not a number" in bad["message"]
+
+
+def test_calibration_recovers_the_synthetic_cell_and_cuts_the_error(synthetic_corpus):
+    out, manifest = synthetic_corpus
+    good = pd.read_parquet(out / "samples.parquet").set_index("file").loc["cell_good.csv"]
+    assert good["calibration_capacity_scale"] == pytest.approx(0.9, rel=0.02)
+    assert good["calibration_initial_soc"] == pytest.approx(0.85, abs=0.02)
+    assert good["rmse_after_mV"] < 0.1 * good["rmse_before_mV"]
+    assert manifest["calibration"]["values"]["capacity_scale"] == good["calibration_capacity_scale"]
+
+
+def test_resume_finishes_without_redoing_and_a_full_directory_needs_resume(synthetic_corpus, synthetic_data_dir):
+    out, manifest = synthetic_corpus
+    spec = synthetic_spec(synthetic_data_dir)
+    with pytest.raises(ConfigError, match="not empty"):
+        pair_measured(spec, out, progress=False)
+    resumed = pair_measured(spec, out, resume=True, progress=False)
+    assert resumed["counts"] == manifest["counts"]
+    assert resumed["wall_s"] < 5.0
+
+
+def test_cli_entry_reads_yaml_and_rejects_unknown_keys(synthetic_data_dir, tmp_path):
+    config = synthetic_spec(synthetic_data_dir).model_dump(mode="json")
+    config["calibration"] = {"mode": "none"}
+    path = tmp_path / "pairing.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    manifest = pair_measured_cli(path, tmp_path / "out")
+
+    assert manifest["counts"]["ok"] == 1 and manifest["calibration"] is None
+    samples = pd.read_parquet(tmp_path / "out" / "samples.parquet").set_index("file")
+    assert samples.loc["cell_good.csv", "rmse_after_mV"] == pytest.approx(samples.loc["cell_good.csv", "rmse_before_mV"])
+    path.write_text(yaml.safe_dump({**config, "calibraton": {}}))
+    with pytest.raises(ConfigError, match="unknown key 'calibraton'"):
+        pair_measured_cli(path, tmp_path / "other")
+
+
+def test_data_dir_resolves_the_environment_variable_and_relative_paths(monkeypatch, tmp_path):
+    monkeypatch.setenv("HYBAT_REAL_DATA", str(tmp_path))
+    assert resolve_data_dir("${HYBAT_REAL_DATA}/a123") == tmp_path / "a123"
+    assert resolve_data_dir("a123") == tmp_path / "a123"
+    assert resolve_data_dir(str(tmp_path / "x")) == tmp_path / "x"
+    with pytest.raises(ConfigError, match="unset environment variable"):
+        resolve_data_dir("${HYBAT_NO_SUCH_VARIABLE}/a123")
+
+
+def test_a_pattern_that_matches_nothing_names_itself(synthetic_data_dir):
+    spec = synthetic_spec(synthetic_data_dir).model_copy(update={"tests": [
+        synthetic_spec(synthetic_data_dir).tests[0].model_copy(update={"pattern": "nothing_*.csv"})]})
+    with pytest.raises(ConfigError, match="nothing_"):
+        find_tests(spec, synthetic_data_dir)
+
+
+@needs_real_data
+def test_shipped_configs_find_every_measured_test():
+    counts = {}
+    for name in ("a123_dynamic", "samsung30q_hppc", "samsung30q_rate"):
+        spec = load_config(CONFIGS / f"{name}.yaml", PairingSpec)
+        tests = find_tests(spec, resolve_data_dir(spec.data_dir))
+        counts[name] = len(tests)
+        assert all(test.ambient_temperature_K is not None or name == "samsung30q_rate" for test in tests)
+    assert counts == {"a123_dynamic": 6, "samsung30q_hppc": 18, "samsung30q_rate": 10}
+
+
+@needs_real_data
+def test_a123_paired_corpus_has_the_contract_and_the_measured_capacity(tmp_path):
+    base = load_config(CONFIGS / "a123_dynamic.yaml", PairingSpec)
+    spec = PairingSpec.model_validate({
+        **base.model_dump(), "resample_period_s": 60.0,
+        "tests": [{**base.tests[0].model_dump(), "pattern": "dyn/A123_DYN_p[24]5C_script1.csv.gz"}],
+        "calibration": {**base.calibration.model_dump(),
+                        "options": {**base.calibration.options.model_dump(), **CHEAP_CALIBRATION}},
+    })
+
+    manifest = pair_measured(spec, tmp_path / "a123", progress=False)
+
+    samples = pd.read_parquet(tmp_path / "a123" / "samples.parquet").set_index("file")
+    series = pd.read_parquet(tmp_path / "a123" / "series")
+    assert manifest["counts"]["ok"] == 2
+    assert samples["ambient_temperature_K"].tolist() == pytest.approx([298.15, 318.15])
+    # cycler counters, scripts 1 + 2: full to empty
+    assert samples["throughput_capacity_Ah"].tolist() == pytest.approx([2.03, 2.02], abs=0.02)
+    assert (samples["rmse_after_mV"] < samples["rmse_before_mV"]).all()
+    assert set(CONTRACT_SERIES) <= set(series.columns)
+    assert series.groupby("sample_id")["Time [s]"].apply(lambda t: np.all(np.diff(t) == 60.0)).all()
