@@ -23,7 +23,7 @@ from sim.exports import lazy_exports
 
 # public name -> stage module that defines it
 _EXPORTS = {
-    "hybrid.data": ("Cell", "Corpus", "load_corpus", "FeatureOptions", "SplitOptions", "SplitAssignment",
+    "hybrid.data": ("Record", "Corpus", "load_corpus", "FeatureOptions", "SplitOptions", "SplitAssignment",
                     "assign_splits", "SequenceBatch", "make_batches"),
     "hybrid.models": ("ResidualRNNConfig", "BlackBoxConfig", "TwoBranchConfig", "ForecasterConfig", "ResidualRNN",
                       "TwoBranchResidual", "Seq2SeqForecaster", "build_model"),
@@ -41,7 +41,7 @@ __all__, _STAGE_OF, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
     from hybrid.baselines import ECMParameters, ECMRecord, OCVCurve, fit_ecm, simulate_ecm
-    from hybrid.data import (Cell, Corpus, FeatureOptions, SequenceBatch, SplitAssignment, SplitOptions, assign_splits,
+    from hybrid.data import (Record, Corpus, FeatureOptions, SequenceBatch, SplitAssignment, SplitOptions, assign_splits,
                              load_corpus, make_batches)
     from hybrid.design import DesignProblem, design_loop, hypervolume, load_problem, optimise, pareto_front, verify
     from hybrid.evaluate import error_stats, evaluate_models, evaluate_run, predict_record, rmse_mV

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Cell:
+class Record:
     """One usable sample: its series columns (float64, sorted by time), static values and the
     reference per-cycle summary (columns -> arrays, possibly empty)."""
 
@@ -83,7 +83,7 @@ class Corpus:
 
     path: Path
     samples: pd.DataFrame
-    cells: dict[int, Cell]
+    cells: dict[int, Record]
     physics_columns: list[str]
     design_columns: list[str]
 
@@ -124,7 +124,7 @@ def load_corpus(path: str | Path) -> Corpus:
             continue
         rows = rows.sort_values(TIME, kind="stable")
         columns = {name: rows[name].to_numpy(dtype=float) for name in numeric}
-        # a non-finite physics voltage only invalidates its rows (Cell.valid_rows)
+        # a non-finite physics voltage only invalidates its rows (Record.valid_rows)
         bad = [name for name in numeric if not np.all(np.isfinite(columns[name])) and name != PHYSICS_VOLTAGE
                and (name in REQUIRED_SERIES or name.startswith(PHYSICS_PREFIX) or name == SOC)]
         if bad:
@@ -148,10 +148,10 @@ def _read_parts(folder: Path, required: bool = True) -> pd.DataFrame:
 
 
 def _cell(sample_id: int, columns: dict[str, np.ndarray], record: pd.Series, design_columns: list[str],
-          cycles: pd.DataFrame | None) -> Cell:
+          cycles: pd.DataFrame | None) -> Record:
     capacity = next((float(record[name]) for name in ("physics_capacity_Ah", "capacity_Ah")
                      if name in record and np.isfinite(record[name])), float("nan"))
     summary = {} if cycles is None else {
         name: cycles[name].to_numpy() for name in cycles.columns if name not in ("sample_id", "Source")}
-    return Cell(sample_id, columns, {name: float(record[name]) for name in design_columns},
+    return Record(sample_id, columns, {name: float(record[name]) for name in design_columns},
                 float(record.get("ambient_temperature_K", columns[AMBIENT][0])), capacity, summary)

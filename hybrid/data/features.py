@@ -40,7 +40,7 @@ from hybrid.data.columns import (
     VOLTAGE,
     VOLTAGE_RESIDUAL,
 )
-from hybrid.data.corpus import Cell, Corpus
+from hybrid.data.corpus import Record, Corpus
 from hybrid.data.splits import SplitAssignment
 from sim.config import StrictModel
 from sim.errors import ConfigError, DataError
@@ -187,7 +187,7 @@ def _resolution(name: str, mean: float) -> float:
     return max(unit, _RELATIVE_RESOLUTION * abs(mean))
 
 
-def cell_inputs(cell: Cell, normalisation: dict[str, Any]) -> np.ndarray:
+def cell_inputs(cell: Record, normalisation: dict[str, Any]) -> np.ndarray:
     """Normalised features of the whole record, (rows, features) float32.
 
     Values are clipped to +-FEATURE_CLIP standard deviations (and non-finite ones set to 0)
@@ -199,7 +199,7 @@ def cell_inputs(cell: Cell, normalisation: dict[str, Any]) -> np.ndarray:
     return np.clip(scaled, -FEATURE_CLIP, FEATURE_CLIP).astype(np.float32)
 
 
-def cell_targets(cell: Cell, normalisation: dict[str, Any]) -> np.ndarray:
+def cell_targets(cell: Record, normalisation: dict[str, Any]) -> np.ndarray:
     """Normalised targets of the whole record, (rows, targets) float32; 0 at invalid rows."""
     raw = np.column_stack([cell.column(name) for name in normalisation["targets"]])
     mean, std = np.asarray(normalisation["target_mean"]), np.asarray(normalisation["target_std"])
@@ -216,7 +216,7 @@ class Decoded(NamedTuple):
     temperature_K: np.ndarray | None
 
 
-def decode_outputs(outputs: np.ndarray, cell: Cell, normalisation: dict[str, Any]) -> Decoded:
+def decode_outputs(outputs: np.ndarray, cell: Record, normalisation: dict[str, Any]) -> Decoded:
     """Model outputs (rows, targets), normalised -> voltage, SOC and temperature over the record
     (hybrids: the physics value plus the decoded residual)."""
     values = outputs * np.asarray(normalisation["target_std"]) + np.asarray(normalisation["target_mean"])

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from hybrid.data import DESIGN_PREFIX, PHYSICS_VOLTAGE, Cell, Corpus, load_corpus, make_batches
+from hybrid.data import DESIGN_PREFIX, PHYSICS_VOLTAGE, Record, Corpus, load_corpus, make_batches
 from hybrid.train import CHECKPOINT, CORPUS_MANIFEST, NORMALISATION, RUN_CONFIG, SPLITS, SUMMARY, TrainRunConfig, read_run_file
 from hybrid.models import config_from_dict
 from hybrid.surrogate import HybridSurrogate
@@ -55,7 +55,7 @@ class ActiveLearningOptions(StrictModel):
 
 
 def paired_cell(surrogate: HybridSurrogate, design: dict[str, float], reference: dict[str, np.ndarray],
-                ambient_K: float, initial_soc: float, sample_id: int) -> Cell | None:
+                ambient_K: float, initial_soc: float, sample_id: int) -> Record | None:
     """The reference trajectory ``reference`` (columns) of ``design`` paired with the
     surrogate's physics model driven by its current, cut where the physics leaves its voltage
     window (:mod:`sim.corpus.validity`, as a corpus sample is); None when the physics solve
@@ -80,11 +80,11 @@ def paired_cell(surrogate: HybridSurrogate, design: dict[str, float], reference:
                     if name in physics.columns})
     if PHYSICS_VOLTAGE not in columns:
         raise DataError("active learning: the physics model gave no voltage")
-    return Cell(sample_id, columns, {DESIGN_PREFIX + name: value for name, value in design.items()},
+    return Record(sample_id, columns, {DESIGN_PREFIX + name: value for name, value in design.items()},
                 ambient_K, physics.metadata["capacity_Ah"], {})
 
 
-def fine_tune(surrogate: HybridSurrogate, cells: Sequence[Cell], options: ActiveLearningOptions,
+def fine_tune(surrogate: HybridSurrogate, cells: Sequence[Record], options: ActiveLearningOptions,
               out_dir: Path, seed: int = 0) -> HybridSurrogate:
     """Fine-tune ``surrogate``'s residual on ``cells`` (plus replayed training cells) into a
     new run directory ``out_dir``; returns the surrogate of that run (sharing the built
@@ -120,13 +120,13 @@ def fine_tune(surrogate: HybridSurrogate, cells: Sequence[Cell], options: Active
     return tuned
 
 
-def _batches(cells: dict[int, Cell], normalisation: dict, batch_size: int) -> list:
+def _batches(cells: dict[int, Record], normalisation: dict, batch_size: int) -> list:
     """Batches of whole records (make_batches reads only the cells of its corpus)."""
     corpus = Corpus(Path("."), pd.DataFrame(), cells, [], [])
     return make_batches(corpus, {i: (0, cell.rows) for i, cell in cells.items()}, normalisation, batch_size)
 
 
-def _replay_cells(run_dir: Path, count: int, seed: int, first_id: int) -> dict[int, Cell]:
+def _replay_cells(run_dir: Path, count: int, seed: int, first_id: int) -> dict[int, Record]:
     """Up to ``count`` training cells of the run's corpus (seeded pick), renumbered from ``first_id``."""
     if count == 0:
         return {}
@@ -140,7 +140,7 @@ def _replay_cells(run_dir: Path, count: int, seed: int, first_id: int) -> dict[i
 
 
 @functools.lru_cache(maxsize=4)
-def _picked_training_cells(corpus_dir: str, train_ids: tuple[int, ...], count: int, seed: int) -> tuple[Cell, ...]:
+def _picked_training_cells(corpus_dir: str, train_ids: tuple[int, ...], count: int, seed: int) -> tuple[Record, ...]:
     """The seeded pick of training cells, read once per loop (every round replays the same cells)."""
     corpus = load_corpus(corpus_dir)
     available = [i for i in train_ids if i in corpus.cells]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hybrid.data import PHYSICS_VOLTAGE, SPLIT_NAMES, TIME, VOLTAGE, Cell, Corpus, SplitAssignment
+from hybrid.data import PHYSICS_VOLTAGE, SPLIT_NAMES, TIME, VOLTAGE, Record, Corpus, SplitAssignment
 from hybrid.evaluate.predict import Predictions
 from hybrid.evaluate.rows import scored_rows, timescale_masks
 from hybrid.train import BLACK_BOX, PHYSICS, EvaluationOptions
@@ -93,7 +93,7 @@ def _hybrids(predictions: Predictions) -> list[str]:
     return [name for name in predictions if name not in (PHYSICS, BLACK_BOX)]
 
 
-def _voltage_overlay(cell: Cell, predictions: Predictions, options: EvaluationOptions, split: str):
+def _voltage_overlay(cell: Record, predictions: Predictions, options: EvaluationOptions, split: str):
     """Reference, physics and model voltages over the whole record and around the first pulse."""
     figure, axes = _figure(2, 1)
     hours = (cell.columns[TIME] - cell.columns[TIME][0]) / 3600.0

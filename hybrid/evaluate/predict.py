@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hybrid.data import PHYSICS_SOC, PHYSICS_TEMPERATURE, PHYSICS_VOLTAGE, Cell, Corpus, cell_inputs, decode_outputs
+from hybrid.data import PHYSICS_SOC, PHYSICS_TEMPERATURE, PHYSICS_VOLTAGE, Record, Corpus, cell_inputs, decode_outputs
 from hybrid.train import PHYSICS, TrainedModel, torch_threads
 
 log = logging.getLogger(__name__)
@@ -30,14 +30,14 @@ class RecordPrediction:
 
 
 @torch.no_grad()
-def predict_record(trained: TrainedModel, cell: Cell) -> RecordPrediction:
+def predict_record(trained: TrainedModel, cell: Record) -> RecordPrediction:
     """Run ``trained`` over the whole record of ``cell`` in one causal pass from its first row."""
     inputs = torch.from_numpy(cell_inputs(cell, trained.normalisation)).unsqueeze(0)  # (1, time, features)
     outputs, _ = trained.model(inputs)  # (1, time, targets)
     return RecordPrediction(*decode_outputs(outputs[0].double().numpy(), cell, trained.normalisation))
 
 
-def physics_prediction(cell: Cell) -> RecordPrediction:
+def physics_prediction(cell: Record) -> RecordPrediction:
     """The physics model's own voltage [V], SOC and cell temperature [K] over ``cell``'s record."""
     return RecordPrediction(cell.columns[PHYSICS_VOLTAGE], cell.columns.get(PHYSICS_SOC),
                             cell.columns.get(PHYSICS_TEMPERATURE))

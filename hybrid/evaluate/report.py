@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from hybrid.data import CHARGE, CURRENT, SOC, TEMPERATURE, TIME, VOLTAGE, Cell, Corpus, SplitAssignment
+from hybrid.data import CHARGE, CURRENT, SOC, TEMPERATURE, TIME, VOLTAGE, Record, Corpus, SplitAssignment
 from hybrid.evaluate.metrics import error_stats, kelvin_stats, percent_stats
 from hybrid.evaluate.plots import write_plots
 from hybrid.evaluate.predict import Predictions, RecordPrediction, predict_corpus
@@ -130,7 +130,7 @@ def capacity_to_cutoff(charge_Ah: np.ndarray, voltage_V: np.ndarray, cutoff_V: f
     return float(min(extrapolated, CAPACITY_EXTRAPOLATION_LIMIT * charge_Ah[-1]))
 
 
-def capacity_checks(cell: Cell, predictions: Predictions, options: EvaluationOptions,
+def capacity_checks(cell: Record, predictions: Predictions, options: EvaluationOptions,
                     max_residual_V: float) -> list[dict[str, Any]]:
     """One entry per capacity check of ``cell``: its first row, the reference capacity and
     each model's capacity [A.h]. Checks with an invalid physics row are skipped."""

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hybrid.data import CURRENT, TIME_STEP, VOLTAGE, Cell, Corpus, LateLifeSplit, SplitAssignment, SplitOptions
+from hybrid.data import CURRENT, TIME_STEP, VOLTAGE, Record, Corpus, LateLifeSplit, SplitAssignment, SplitOptions
 from hybrid.evaluate.metrics import error_stats
 from hybrid.evaluate.predict import predict_record
 from hybrid.train import EvaluationOptions, TrainedModel
@@ -31,7 +31,7 @@ ROW_CLASSES = ("all", "fast", "rest", "late")
 LATE_AFTER_CYCLE = 5
 
 
-def timescale_masks(cell: Cell, options: EvaluationOptions) -> dict[str, np.ndarray]:
+def timescale_masks(cell: Record, options: EvaluationOptions) -> dict[str, np.ndarray]:
     """(rows,) bool per timescale class: pulse, rest, sustained (see the module docstring)."""
     capacity = cell.capacity_Ah if np.isfinite(cell.capacity_Ah) else np.max(np.abs(cell.columns[CURRENT]))
     rest = np.abs(cell.columns[CURRENT]) < options.rest_c_rate * capacity

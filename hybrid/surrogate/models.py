@@ -41,7 +41,7 @@ from pydantic import Field
 from tqdm import tqdm
 
 from hybrid.data import AMBIENT, CURRENT, DESIGN_PREFIX, PHYSICS_SOC, PHYSICS_TEMPERATURE, PHYSICS_VOLTAGE, \
-    TEMPERATURE, TIME, TIME_STEP, VOLTAGE, Cell, cell_inputs, decode_outputs
+    TEMPERATURE, TIME, TIME_STEP, VOLTAGE, Record, cell_inputs, decode_outputs
 from hybrid.train import load_trained
 from hybrid.surrogate.mass import MassModel, cell_mass_volume
 from hybrid.surrogate.metrics import METRICS, PROTOCOL_VOLTAGE, MetricOptions, trajectory_metrics
@@ -352,13 +352,13 @@ class HybridSurrogate(RunModel):
         return corrected
 
     def _hybrid_cell(self, index: int, columns: dict[str, np.ndarray], design: dict[str, float],
-                     capacity_Ah: float) -> Cell:
-        """The physics outputs under their training names (``Physics ...``) as a hybrid.data.corpus.Cell."""
+                     capacity_Ah: float) -> Record:
+        """The physics outputs under their training names (``Physics ...``) as a hybrid.data.Record."""
         renamed = {TIME: columns[TIME], CURRENT: columns[CURRENT], AMBIENT: columns[AMBIENT]}
         renamed.update({physics_name: columns[name] for name, physics_name in PHYSICS_COLUMNS.items()
                         if name in columns})
         renamed.setdefault(PHYSICS_SOC, columns[SOC])
-        return Cell(index, renamed, {DESIGN_PREFIX + name: value for name, value in design.items()},
+        return Record(index, renamed, {DESIGN_PREFIX + name: value for name, value in design.items()},
                     float(columns[AMBIENT][0]), capacity_Ah, {})
 
 

@@ -14,7 +14,7 @@ import pytest
 from hybrid.baselines.ecm import ECMParameters, simulate_ecm
 from hybrid.baselines.runs import ecm_predictions, ocv_from_slow_tests
 from hybrid.data.columns import CURRENT, TIME, VOLTAGE
-from hybrid.data.corpus import Cell, Corpus
+from hybrid.data.corpus import Record, Corpus
 from tests.hybrid.baselines.test_ecm import OCV, TRUE, pulse_record
 
 TEMPLATE = "slow_script{script}.csv"
@@ -53,7 +53,7 @@ def ecm_corpus(parameters: dict[int, ECMParameters]) -> Corpus:
     for sample_id, truth in parameters.items():
         time_s, current = pulse_record(seed=sample_id, hours=4.0)
         voltage = simulate_ecm(time_s, current, OCV, truth).voltage_V
-        cells[sample_id] = Cell(sample_id, {TIME: time_s, CURRENT: current, VOLTAGE: voltage}, {}, 298.15,
+        cells[sample_id] = Record(sample_id, {TIME: time_s, CURRENT: current, VOLTAGE: voltage}, {}, 298.15,
                                 truth.capacity_Ah, {})
         capacity[sample_id] = truth.capacity_Ah
     samples = pd.DataFrame({"throughput_capacity_Ah": capacity})

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybrid.data.corpus import Cell, Corpus
+from hybrid.data.corpus import Record, Corpus
 from hybrid.data.records import by_record_assignment, replay_protocols
 from sim.errors import ConfigError
 from pathlib import Path
@@ -29,7 +29,7 @@ def test_by_record_assignment_never_puts_a_record_in_two_given_splits(train, tes
 
 def test_replay_protocols_write_the_current_and_scale_to_the_peak_c_rate(tmp_path):
     time_s, current = np.arange(4.0), np.array([0.0, 2.5, -5.0, 1.0])
-    cell = Cell(7, {"Time [s]": time_s, "Current [A]": current}, {}, 298.15, 2.5, {})
+    cell = Record(7, {"Time [s]": time_s, "Current [A]": current}, {}, 298.15, 2.5, {})
     corpus = Corpus(Path("."), pd.DataFrame({"physics_capacity_Ah": [2.5]}, index=[7]), {7: cell}, [], [])
     [choice] = replay_protocols(corpus, [7], tmp_path / "profiles")
     assert choice["protocol"]["kind"] == "dynamic" and choice["protocol"]["peak_c_rate"] == pytest.approx(2.0)

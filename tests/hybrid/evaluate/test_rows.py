@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hybrid.data.columns import CURRENT, PHYSICS_VOLTAGE, TIME, VOLTAGE
-from hybrid.data.corpus import Cell, Corpus, load_corpus
+from hybrid.data.corpus import Record, Corpus, load_corpus
 from hybrid.data.features import FeatureOptions, fit_normalisation
 from hybrid.data.splits import assign_splits
 from hybrid.evaluate.rows import (LATE_AFTER_CYCLE, class_errors, class_rmse_mV, held_out_class_rmse_mV, physics_model,
@@ -18,9 +18,9 @@ from hybrid.evaluate.rows import (LATE_AFTER_CYCLE, class_errors, class_rmse_mV,
 from hybrid.train.run import EvaluationOptions
 
 
-def record(time_s: list[float], current_A: list[float], residual_V: list[float], capacity_Ah: float = 2.0) -> Cell:
+def record(time_s: list[float], current_A: list[float], residual_V: list[float], capacity_Ah: float = 2.0) -> Record:
     physics = np.full(len(time_s), 3.3)
-    return Cell(0, {TIME: np.array(time_s), CURRENT: np.array(current_A), PHYSICS_VOLTAGE: physics,
+    return Record(0, {TIME: np.array(time_s), CURRENT: np.array(current_A), PHYSICS_VOLTAGE: physics,
                     VOLTAGE: physics + np.array(residual_V)}, {}, 298.15, capacity_Ah, {})
 
 

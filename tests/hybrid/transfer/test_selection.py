@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from hybrid.data.columns import SOC, TIME, VOLTAGE
-from hybrid.data.corpus import Cell, Corpus
+from hybrid.data.corpus import Record, Corpus
 from hybrid.data.features import FeatureOptions
 from hybrid.evaluate.predict import RecordPrediction
 from hybrid.train.run import BLACK_BOX
@@ -35,9 +35,9 @@ ERRORS_mV = {("lr 1e-4", 2): (10.0, 40.0),  # the best on validation
 LUCKY_SEED_mV = {("lr 3e-4", 1, 0): 1.0, ("lr 3e-4", 1, 1): 100.0}  # best on one seed, not on the mean
 
 
-def record(sample_id: int) -> Cell:
+def record(sample_id: int) -> Record:
     rows = 20
-    return Cell(sample_id, {TIME: np.arange(rows, dtype=float), VOLTAGE: np.full(rows, 3.3), SOC: np.full(rows, 0.5)},
+    return Record(sample_id, {TIME: np.arange(rows, dtype=float), VOLTAGE: np.full(rows, 3.3), SOC: np.full(rows, 0.5)},
                 {}, 298.15, 2.0, {})
 
 

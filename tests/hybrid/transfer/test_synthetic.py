@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from hybrid.data.columns import CURRENT, TIME
-from hybrid.data.corpus import Cell, Corpus, load_corpus
+from hybrid.data.corpus import Record, Corpus, load_corpus
 from hybrid.transfer import synthetic as pretraining
 from hybrid.transfer.synthetic import pretrain, synthetic_corpus
 from sim.config import load_config
@@ -30,7 +30,7 @@ class Warmer:
 
 
 def measured_corpus() -> Corpus:
-    cells = {i: Cell(i, {TIME: np.arange(5.0) + 100.0, CURRENT: np.full(5, 1.0 + i)}, {}, 298.15, 2.0, {})
+    cells = {i: Record(i, {TIME: np.arange(5.0) + 100.0, CURRENT: np.full(5, 1.0 + i)}, {}, 298.15, 2.0, {})
              for i in (0, 1)}
     return Corpus(Path("."), pd.DataFrame({"physics_capacity_Ah": [2.0, 2.0]}, index=[0, 1]), cells, [], [])
 
@@ -44,7 +44,7 @@ def test_synthetic_corpus_adds_a_replay_of_each_training_record(tmp_path, monkey
 
     def load(out):
         protocols = [choice.protocol.model_dump_json() for choice in generated["spec"].protocols[-2:]]
-        cells = {i: Cell(i, {TIME: np.arange(3.0) + 50.0}, {}, 298.15, 2.0, {}) for i in (0, 1)}
+        cells = {i: Record(i, {TIME: np.arange(3.0) + 50.0}, {}, 298.15, 2.0, {}) for i in (0, 1)}
         return Corpus(out, pd.DataFrame({"protocol": protocols}, index=[0, 1]), cells, [], [])
 
     monkeypatch.setattr(pretraining, "generate_corpus", generate_corpus)
