@@ -13,7 +13,6 @@ from hybrid.data.batch import SequenceBatch
 from hybrid.train.checkpoint import load_checkpoint
 from hybrid.train.config import TrainConfig
 from hybrid.train.loop import evaluate_loss, fit, gradient_norms, sequence_gradients, tbptt_loss
-from sim.config import validate
 from sim.errors import ConfigError, DataError, TrainingDiverged
 
 MODEL_CONFIG = {"kind": "gru", "hidden_size": 12, "num_layers": 2}
@@ -194,10 +193,6 @@ def test_early_stopping_keeps_best_weights(tmp_path):
 
 
 def test_bad_inputs_are_refused(tmp_path):
-    with pytest.raises(ConfigError, match="chunk_steps"):
-        validate(TrainConfig, {"truncation_steps": 20, "chunk_steps": 30}, "train")
-    with pytest.raises(ConfigError, match="schedule"):
-        validate(TrainConfig, {"schedule": "linear"}, "train")
     with pytest.raises(DataError, match="mask"):
         SequenceBatch(torch.zeros(2, 5, 1), torch.zeros(2, 5, 1), torch.ones(2, 4, dtype=torch.bool))
     with pytest.raises(ConfigError, match="normalisation"):

@@ -1,5 +1,5 @@
 """Calibration of physics parameters to measured records: a synthetic round trip that needs no
-data, the cost's behaviour on failed solves, and the acceptance test on a real A123 record."""
+data, and the acceptance test on a real A123 record (the cost itself: test_fit_data)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 
 from sim.measured.calibrate import CalibrationOptions, calibrate
-from sim.measured.fit_data import FAILED_ERROR_V, Bounds, fit_data, rmse_mV, throughput_capacity, voltage_error
+from sim.measured.fit_data import Bounds, fit_data, rmse_mV, voltage_error
 from sim.cells.spec import CellSpec
 from sim.errors import ConfigError
 from sim.physics.fidelity import Fidelity
 from sim.measured.columns import AMBIENT_TEMPERATURE, CURRENT, TIME, VOLTAGE
-from sim.measured.loader import MeasuredSeries
 from sim.measured.spec import default_real_data_dir
 from sim.protocols.steps import CurrentTrace
 from sim.physics.simulate import prepare_cell, simulate
+from tests.sim.measured.test_fit_data import as_measured
 
 A123_DIR = default_real_data_dir() / "a123_lfp_plett_dyn"
 needs_a123 = pytest.mark.skipif(
@@ -37,11 +37,6 @@ def block_profile(hours: float, capacity_Ah: float, period_s: float = 10.0) -> t
     phase = time_s % 600.0
     c_rate = np.select([phase < 240, phase < 420, phase < 450, phase < 480], [1.0, 0.0, 2.0, -0.5], 0.0)
     return time_s, c_rate * capacity_Ah
-
-
-def as_measured(columns: dict[str, np.ndarray], source: str = "synthetic") -> MeasuredSeries:
-    names = (TIME, CURRENT, VOLTAGE, AMBIENT_TEMPERATURE)
-    return MeasuredSeries(source, {name: np.asarray(columns[name]) for name in names}, None)
 
 
 @pytest.mark.parametrize("fit_period_s", [None, 60.0])
@@ -67,34 +62,6 @@ def test_synthetic_round_trip_recovers_capacity_scale_and_initial_soc(fit_period
     assert calibration.wall_s < 30.0
 
 
-def test_block_average_keeps_the_charge_and_averages_the_voltage():
-    time_s = np.arange(0.0, 3601.0)
-    current = np.where((time_s // 7) % 3 == 0, 4.0, -1.0)   # changes inside every 60 s block
-    voltage = 3.7 - 0.01 * current + 1e-5 * time_s
-    measured = MeasuredSeries("synthetic", {TIME: time_s, CURRENT: current, VOLTAGE: voltage}, 1.0)
-
-    data = fit_data(measured, period_s=60.0)
-
-    held_charge_Ah = np.sum(current[:-1]) / 3600.0
-    assert data.trace.discharge_Ah[-1] == pytest.approx(held_charge_Ah, rel=1e-12)
-    # the block ending at 120 s holds the samples logged at 61..120 s
-    assert data.voltage_V[2] == pytest.approx(np.mean(voltage[61:121]), rel=1e-12)
-    assert np.all(data.weights)
-
-
-def test_a_failed_solve_is_a_large_finite_cost_not_an_exception():
-    cell = CellSpec(parameter_set="Chen2020")
-    time_s = np.arange(0.0, 7200.0, 60.0)
-    overdrawn = np.full(len(time_s), 5.0 * prepare_cell(cell, SPME).capacity_Ah)  # 5C for 2 h
-    data = fit_data(as_measured({TIME: time_s, CURRENT: overdrawn, VOLTAGE: np.full(len(time_s), 3.5),
-                                 AMBIENT_TEMPERATURE: np.full(len(time_s), 298.15)}))
-
-    error = voltage_error(cell, data, SPME)
-
-    assert np.all(np.isfinite(error))
-    assert rmse_mV(error) > 0.5 * 1000.0 * FAILED_ERROR_V
-
-
 def test_contact_resistance_needs_the_contact_resistance_option():
     time_s = np.arange(0.0, 600.0, 10.0)
     measured = as_measured({TIME: time_s, CURRENT: np.ones(len(time_s)), VOLTAGE: np.full(len(time_s), 3.6),
@@ -102,14 +69,6 @@ def test_contact_resistance_needs_the_contact_resistance_option():
     with pytest.raises(ConfigError, match="contact_resistance"):
         calibrate(CellSpec(parameter_set="Chen2020"), measured, SPME,
                   options=CalibrationOptions(resistance="contact"))
-
-
-def test_throughput_prefers_the_cycler_counter_over_the_logged_current():
-    time_s = np.arange(0.0, 3601.0)
-    logged = MeasuredSeries("a", {TIME: time_s, CURRENT: np.full(len(time_s), 2.0), VOLTAGE: np.full(len(time_s), 3.3)}, 1.0)
-    counted = MeasuredSeries("b", {**logged.columns, "Discharge capacity [A.h]": np.linspace(0.0, 2.1, len(time_s))}, 1.0)
-    assert throughput_capacity([logged]) == pytest.approx(2.0)
-    assert throughput_capacity([logged, counted]) == pytest.approx(4.1)
 
 
 @pytest.fixture(scope="module")

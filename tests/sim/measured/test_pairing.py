@@ -1,5 +1,5 @@
-"""Paired corpora from measured files: the on-disk contract, failures as rows, resume, data
-directory resolution; on synthetic files (no data needed) and on the shared A123 data."""
+"""Paired corpora from measured files: the on-disk contract, failures as rows, resume; on
+synthetic files (no data needed) and on the shared A123 data."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ from sim.config import load_config
 from sim.errors import ConfigError
 from sim.physics.fidelity import Fidelity
 from sim.measured.pairing import pair_measured, pair_measured_cli
-from sim.measured.records import find_tests
-from sim.measured.spec import PairingSpec, default_real_data_dir, resolve_data_dir
+from sim.measured.spec import PairingSpec, default_real_data_dir
 from sim.protocols.steps import CurrentTrace
 from sim.physics.simulate import simulate
 
@@ -125,33 +124,6 @@ def test_cli_entry_reads_yaml_and_rejects_unknown_keys(synthetic_data_dir, tmp_p
     path.write_text(yaml.safe_dump({**config, "calibraton": {}}))
     with pytest.raises(ConfigError, match="unknown key 'calibraton'"):
         pair_measured_cli(path, tmp_path / "other")
-
-
-def test_data_dir_resolves_the_environment_variable_and_relative_paths(monkeypatch, tmp_path):
-    monkeypatch.setenv("HYBAT_REAL_DATA", str(tmp_path))
-    assert resolve_data_dir("${HYBAT_REAL_DATA}/a123") == tmp_path / "a123"
-    assert resolve_data_dir("a123") == tmp_path / "a123"
-    assert resolve_data_dir(str(tmp_path / "x")) == tmp_path / "x"
-    with pytest.raises(ConfigError, match="unset environment variable"):
-        resolve_data_dir("${HYBAT_NO_SUCH_VARIABLE}/a123")
-
-
-def test_a_pattern_that_matches_nothing_names_itself(synthetic_data_dir):
-    spec = synthetic_spec(synthetic_data_dir).model_copy(update={"tests": [
-        synthetic_spec(synthetic_data_dir).tests[0].model_copy(update={"pattern": "nothing_*.csv"})]})
-    with pytest.raises(ConfigError, match="nothing_"):
-        find_tests(spec, synthetic_data_dir)
-
-
-@needs_real_data
-def test_shipped_configs_find_every_measured_test():
-    counts = {}
-    for name in ("a123_dynamic", "samsung30q_hppc", "samsung30q_rate"):
-        spec = load_config(CONFIGS / f"{name}.yaml", PairingSpec)
-        tests = find_tests(spec, resolve_data_dir(spec.data_dir))
-        counts[name] = len(tests)
-        assert all(test.ambient_temperature_K is not None or name == "samsung30q_rate" for test in tests)
-    assert counts == {"a123_dynamic": 6, "samsung30q_hppc": 18, "samsung30q_rate": 10}
 
 
 @needs_real_data

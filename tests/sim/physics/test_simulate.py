@@ -105,15 +105,6 @@ def test_solver_failure_is_data_unless_asked_to_raise():
         simulate(broken, protocol, Fidelity(), raise_on_failure=True)
 
 
-def test_trajectory_round_trips_through_parquet(tmp_path):
-    trajectory = simulate(CellSpec(), Cycling(cycles=1, period_s=120.0), Fidelity())
-    trajectory.to_parquet(tmp_path / "t.parquet")
-    again = type(trajectory).from_parquet(tmp_path / "t.parquet")
-    np.testing.assert_array_equal(again["Voltage [V]"], trajectory["Voltage [V]"])
-    np.testing.assert_array_equal(again.cycles["Discharge capacity [A.h]"], trajectory.cycles["Discharge capacity [A.h]"])
-    assert again.status == trajectory.status and again.metadata["cell"] == trajectory.metadata["cell"]
-
-
 def test_current_trace_reproduces_the_source_trajectory():
     """The physics counterpart path: the same model driven by a trajectory's sampled current
     and charge counter keeps the charge exact and the voltage within a few mV."""

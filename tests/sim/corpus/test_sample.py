@@ -1,0 +1,144 @@
+"""Facts about sim.corpus.sample: a sample's plan depends only on (corpus seed, index), whatever
+the order of calls, and a sample past its time limit becomes a failed record."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sim.config import load_config
+from sim.corpus import sample
+from sim.corpus.generate import CorpusSpec
+from sim.corpus.sample import base_record, design_point, plan_sample, run_sample
+from sim.physics.simulate import ModelCache
+
+SMOKE = Path(__file__).resolve().parents[3] / "configs" / "corpus" / "smoke.yaml"
+INDICES = list(range(8))
+
+
+@pytest.fixture(scope="module")
+def smoke() -> CorpusSpec:
+    return load_config(SMOKE, CorpusSpec)
+
+
+def with_sampler(spec: CorpusSpec, sampler: str, cells: int) -> CorpusSpec:
+    return spec.model_copy(update={"cells": cells, "design": spec.design.model_copy(update={"sampler": sampler})})
+
+
+def plan_facts(plan: sample.SamplePlan) -> tuple:
+    """What a plan fixes, with the first draws of its generator."""
+    return (plan.index, plan.seed, plan.design, plan.ambient_temperature_K, plan.protocol, plan.scales,
+            plan.rng.random(3).tolist())
+
+
+# --- design points --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sampler", ["sobol", "lhs"])
+def test_a_design_point_depends_on_the_index_not_on_the_order_of_calls(smoke, sampler):
+    spec = with_sampler(smoke, sampler, cells=8)
+    forwards = [design_point(spec, index) for index in INDICES]
+    backwards = [design_point(spec, index) for index in reversed(INDICES)][::-1]
+    assert forwards == backwards
+    assert len({tuple(point.values()) for point in forwards}) == len(INDICES)  # all different
+
+
+def test_a_sobol_point_does_not_depend_on_the_corpus_size(smoke):
+    small, large = with_sampler(smoke, "sobol", cells=4), with_sampler(smoke, "sobol", cells=64)
+    assert [design_point(small, index) for index in range(4)] == [design_point(large, index) for index in range(4)]
+
+
+def test_design_points_lie_inside_their_ranges_and_follow_the_corpus_seed(smoke):
+    points = [design_point(smoke, index) for index in INDICES]
+    for name, bounds in smoke.design.variables.items():
+        assert all(bounds.low <= point[name] < bounds.high for point in points)
+    reseeded = smoke.model_copy(update={"seed": smoke.seed + 1})
+    assert [design_point(reseeded, index) for index in INDICES] != points
+
+
+def test_a_latin_hypercube_puts_one_cell_in_each_stratum_of_every_variable(smoke):
+    cells = 8
+    spec = with_sampler(smoke, "lhs", cells=cells)
+    porosity = smoke.design.variables["negative_porosity"]   # linear range
+    units = [(design_point(spec, index)["negative_porosity"] - porosity.low) / (porosity.high - porosity.low)
+             for index in range(cells)]
+    assert sorted(int(unit * cells) for unit in units) == list(range(cells))
+
+
+def test_a_corpus_without_design_variables_has_empty_design_points(smoke):
+    assert design_point(smoke.model_copy(update={"design": None}), 3) == {}
+
+
+# --- plans ----------------------------------------------------------------------------
+
+
+def test_the_same_seed_and_index_give_the_same_plan_whatever_the_order(smoke):
+    forwards = [plan_facts(plan_sample(smoke, index)) for index in INDICES]
+    backwards = [plan_facts(plan_sample(smoke, index)) for index in reversed(INDICES)][::-1]
+    assert forwards == backwards
+
+
+def test_different_indices_give_different_seeds_scales_and_profiles(smoke):
+    plans = [plan_sample(smoke, index) for index in INDICES]
+    assert len({plan.seed for plan in plans}) == len(plans)
+    assert len({tuple(plan.scales.values()) for plan in plans}) == len(plans)
+    dynamic = [plan.protocol for plan in plans if plan.protocol.kind == "dynamic"]
+    assert len(dynamic) >= 2 and len({profile.seed for profile in dynamic}) == len(dynamic)
+    assert {plan.protocol.kind for plan in plans} == {"hppc", "dynamic"}
+    assert all(plan.ambient_temperature_K in smoke.ambient_temperatures_K for plan in plans)
+
+
+def test_the_plan_seed_is_the_state_of_the_sample_seed_sequence(smoke):
+    plan = plan_sample(smoke, 5)
+    expected = np.random.SeedSequence(smoke.seed, spawn_key=(5,)).generate_state(1)[0]
+    assert plan.seed == int(expected)
+    assert plan.design == design_point(smoke, 5)
+
+
+def test_the_base_record_holds_the_plan_as_columns(smoke):
+    plan = plan_sample(smoke, 2)
+    record = base_record(smoke, plan)
+    assert (record["sample_id"], record["seed"], record["status"]) == (2, plan.seed, "failed")
+    assert {f"design_{name}" for name in plan.design} | {f"scale_{name}" for name in plan.scales} <= set(record)
+    assert json.loads(record["protocol"]) == plan.protocol.model_dump(mode="json")
+    assert record["protocol_kind"] == plan.protocol.kind
+
+
+# --- time limit -----------------------------------------------------------------------
+
+
+def test_a_sample_past_its_timeout_becomes_a_failed_record_with_a_sampletimeout_message(smoke, monkeypatch):
+    def slow_pair(*args, **kwargs):
+        time.sleep(5.0)  # interrupted by the alarm
+
+    monkeypatch.setattr(sample, "_simulate_pair", slow_pair)
+    result = run_sample(smoke.model_copy(update={"timeout_s": 0.05}), 1, cache=ModelCache(max_size=1))
+    assert result.record["status"] == "failed" and result.series is None and result.cycles is None
+    assert result.record["message"] == "SampleTimeout: exceeded timeout_s = 0.05 s"
+    assert result.record["sample_id"] == 1 and 0.05 <= result.record["wall_s"] < 2.0
+
+
+def test_a_solve_past_its_timeout_becomes_a_failed_record(smoke):
+    result = run_sample(smoke.model_copy(update={"timeout_s": 0.001}), 0, cache=ModelCache(max_size=1))
+    assert result.record["status"] == "failed" and result.series is None
+    assert "SampleTimeout" in result.record["message"]
+
+
+@pytest.mark.xfail(strict=True, reason="bug: simulate() catches SampleTimeout as any solver failure, so the "
+                                       "record reads 'reference: SampleTimeout: ' without the time limit")
+def test_a_solve_past_its_timeout_names_the_time_limit(smoke):
+    result = run_sample(smoke.model_copy(update={"timeout_s": 0.001}), 0, cache=ModelCache(max_size=1))
+    assert "exceeded timeout_s = 0.001 s" in result.record["message"]
+
+
+def test_without_a_timeout_no_alarm_is_set(smoke, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sample.signal, "setitimer", lambda *args: calls.append(args))
+    monkeypatch.setattr(sample, "_simulate_pair", lambda spec, plan, record, cache: sample.SampleResult(
+        {**record, "status": "ok"}))
+    result = run_sample(smoke.model_copy(update={"timeout_s": None}), 0)
+    assert result.record["status"] == "ok" and calls == []
