@@ -5,13 +5,11 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
 
 from hybrid.train.recipes import FINETUNE_CANDIDATES
-from sim.measured.spec import default_real_data_dir
+from tests.real_data import REAL_DATA, needs_a123
 
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "sim_to_real.py"
-DATA_DIR = default_real_data_dir()
 
 
 def load_experiment():
@@ -22,11 +20,10 @@ def load_experiment():
     return module
 
 
-@pytest.mark.skipif(not (DATA_DIR / "a123_lfp_plett_dyn" / "manifest.csv").is_file(),
-                    reason=f"measured A123 data not found in {DATA_DIR} (set $HYBAT_REAL_DATA)")
+@needs_a123
 def test_quick_run_scores_every_model_on_held_out_tests(tmp_path):
     experiment = load_experiment()
-    figures = experiment.main(["--data-dir", str(DATA_DIR), "--out", str(tmp_path / "out"), "--quick"])
+    figures = experiment.main(["--data-dir", str(REAL_DATA), "--out", str(tmp_path / "out"), "--quick"])
 
     out = tmp_path / "out"
     for name in ("results.md", "figures.json", "held_out_errors.png", "data_efficiency.png"):

@@ -15,16 +15,11 @@ from sim.cells.spec import CellSpec
 from sim.errors import ConfigError
 from sim.physics.fidelity import Fidelity
 from sim.measured.columns import AMBIENT_TEMPERATURE, CURRENT, TIME, VOLTAGE
-from sim.measured.spec import default_real_data_dir
 from sim.protocols.steps import CurrentTrace
 from sim.physics.simulate import prepare_cell, simulate
+from tests.real_data import needs_a123
 from tests.sim.measured.test_fit_data import as_measured
 
-A123_DIR = default_real_data_dir() / "a123_lfp_plett_dyn"
-needs_a123 = pytest.mark.skipif(
-    not A123_DIR.is_dir(),
-    reason=f"measured A123 data not found at {A123_DIR}: set HYBAT_REAL_DATA to the folder that "
-           f"holds a123_lfp_plett_dyn/ (see /work/shared/data/real/README.md)")
 SPME = Fidelity(model="spme")
 A123_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "measured" / "a123_dynamic.yaml"
 

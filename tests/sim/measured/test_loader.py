@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +15,8 @@ from sim.measured.loader import (
     check_sign_convention,
     load_measured,
 )
+from tests.real_data import A123_DIR, needs_a123
 
-REPO = Path(__file__).resolve().parents[3]
-REAL_DATA = Path(os.environ.get("HYBAT_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
-A123_DIR = REAL_DATA / "a123_lfp_plett_dyn"
 
 TIDY_NAMES = {"time": "time_s", "current": "current_A", "voltage": "voltage_V",
               "temperature": "temperature_C", "ambient": "ambient_C"}
@@ -229,8 +226,7 @@ def test_irregular_sampling_is_kept_or_resampled_onto_a_uniform_grid(tmp_path):
     np.testing.assert_allclose(series.columns[CURRENT], 0.5, rtol=1e-9)
 
 
-@pytest.mark.skipif(not A123_DIR.is_dir(),
-                    reason=f"real data not found at {A123_DIR} (set HYBAT_REAL_DATA)")
+@needs_a123
 def test_real_a123_dynamic_test_balances_its_charge_throughput():
     relative = "dyn/A123_DYN_p25C_script1.csv.gz"
     manifest = pd.read_csv(A123_DIR / "manifest.csv").set_index("file").loc[relative]

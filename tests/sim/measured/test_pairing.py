@@ -16,16 +16,12 @@ from sim.config import load_config
 from sim.errors import ConfigError
 from sim.physics.fidelity import Fidelity
 from sim.measured.pairing import pair_measured, pair_measured_cli
-from sim.measured.spec import PairingSpec, default_real_data_dir
+from sim.measured.spec import PairingSpec
 from sim.protocols.steps import CurrentTrace
 from sim.physics.simulate import simulate
+from tests.real_data import needs_real_data
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "measured"
-REAL_DATA = default_real_data_dir()
-needs_real_data = pytest.mark.skipif(
-    not (REAL_DATA / "a123_lfp_plett_dyn").is_dir() or not (REAL_DATA / "samsung_30q_artslab").is_dir(),
-    reason=f"measured data not found at {REAL_DATA}: set HYBAT_REAL_DATA to the folder that holds "
-           f"a123_lfp_plett_dyn/ and samsung_30q_artslab/")
 CONTRACT_SERIES = ["sample_id", "Time [s]", "Current [A]", "Ambient temperature [K]", "Voltage [V]",
                    "Discharge capacity [A.h]", "Physics voltage [V]", "Physics state of charge"]
 CHEAP_CALIBRATION = {"fit_period_s": 300.0, "max_iterations": 4}

@@ -15,14 +15,10 @@ from sim.errors import ConfigError, DataError
 from sim.measured.columns import AMBIENT_TEMPERATURE, TIME, VOLTAGE
 from sim.measured.fit_data import DISCHARGE_CAPACITY
 from sim.measured.records import find_tests, load_test, measured_net_discharge
-from sim.measured.spec import PairingSpec, default_real_data_dir, resolve_data_dir
+from sim.measured.spec import PairingSpec, resolve_data_dir
+from tests.real_data import needs_real_data
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "measured"
-REAL_DATA = default_real_data_dir()
-needs_real_data = pytest.mark.skipif(
-    not (REAL_DATA / "a123_lfp_plett_dyn").is_dir() or not (REAL_DATA / "samsung_30q_artslab").is_dir(),
-    reason=f"measured data not found at {REAL_DATA}: set HYBAT_REAL_DATA to the folder that holds "
-           f"a123_lfp_plett_dyn/ and samsung_30q_artslab/")
 CELL = {"parameter_set": "Chen2020"}
 
 
