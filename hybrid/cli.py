@@ -2,8 +2,13 @@
 
 Every error hybat raises on purpose (a ``sim.errors.HybatError``: a bad config or data file, a
 failed simulation, an infeasible design, a diverging training) prints one line on stderr naming
-what to change and exits with code 2; heavy modules are imported inside the subcommands so
-`hybat --help` stays fast.
+what to change and exits with code 2 (3 for lost infrastructure, below); heavy modules are
+imported inside the subcommands so `hybat --help` stays fast.
+
+Exit codes: 0 done; 1 `simulate` whose simulation failed; 2 a HybatError; 3 Ray lost work to
+the infrastructure (a node, a raylet: ``sim.errors.InfrastructureLost``): `hybat corpus` keeps
+the samples it finished, records none of the lost ones and does them when run again with
+--resume.
 """
 
 from __future__ import annotations
@@ -60,6 +65,24 @@ def print_manifest_summary(label: str, manifest: dict, out: Path) -> None:
         print(f"  {count} x {reason}")
 
 
+def export_corpus_bdf(args: argparse.Namespace) -> str:
+    from sim.measured import export_bdf
+
+    index = export_bdf(args.source, args.out, table_format=args.table_format)
+    return (f"exported {len(index['exported'])} samples as BDF .{args.table_format} tables "
+            f"({len(index['skipped'])} skipped: no series) -> {args.out}")
+
+
+# --format -> the exporter of that format; each takes the parsed arguments, writes args.out
+# and returns a one-line summary
+EXPORTERS = {"bdf": export_corpus_bdf}
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    print(EXPORTERS[args.format](args))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from hybrid.train import train_run
 
@@ -102,12 +125,22 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def metrics_table(metrics: dict) -> str:
-    """Markdown table of RMSE / MAE / max error [mV] per split and model."""
-    lines = ["| split | model | RMSE [mV] | MAE [mV] | max [mV] |", "|---|---|---|---|---|"]
+    """Markdown tables of RMSE / MAE / max error [mV] per split and model: open loop (with the
+    ratios to physics and to the floor), then rolling forecasts if the run has a forecaster."""
+    lines = ["| split | model | RMSE [mV] | MAE [mV] | max [mV] | / physics | / floor |",
+             "|---|---|---|---|---|---|---|"]
     for split, models in metrics["splits"].items():
         for model, figures in models.items():
+            ratios = [f"{figures[key]:.2f}" if figures.get(key) is not None else "" for key in ("vs_physics", "vs_floor")]
             lines.append(f"| {split} | {model} | {figures['rmse_mV']:.1f} | {figures['mae_mV']:.1f} | "
-                         f"{figures['max_mV']:.1f} |")
+                         f"{figures['max_mV']:.1f} | {ratios[0]} | {ratios[1]} |")
+    if metrics.get("rolling"):
+        lines += ["", "rolling forecasts (the same forecast windows for every model):", "",
+                  "| split | model | horizon [s] | windows | RMSE [mV] | MAE [mV] | max [mV] |", "|---|---|---|---|---|---|---|"]
+        for split, models in metrics["rolling"].items():
+            for model, figures in models.items():
+                lines.append(f"| {split} | {model} | {figures['horizon_s']:g} | {figures['windows']} | "
+                             f"{figures['rmse_mV']:.1f} | {figures['mae_mV']:.1f} | {figures['max_mV']:.1f} |")
     return "\n".join(lines)
 
 
@@ -136,6 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     paired.add_argument("--out", type=Path, required=True, help="output directory (corpus format)")
     paired.add_argument("--resume", action="store_true", help="finish a partly written pairing")
     paired.set_defaults(handler=cmd_pair_measured)
+
+    export = commands.add_parser("export", help="export a corpus in a standard format (bdf: Battery Data Format)")
+    export.add_argument("source", metavar="SOURCE", type=Path, help="corpus directory (for --format bdf)")
+    export.add_argument("--format", choices=sorted(EXPORTERS), required=True, help="what to write")
+    export.add_argument("--out", type=Path, required=True, help="new or empty output directory")
+    export.add_argument("--table-format", default="csv",  # checked by the exporter: one list of formats
+                        help="bdf: csv (default, BDF's own), csv.gz or parquet")
+    export.set_defaults(handler=cmd_export)
 
     train = commands.add_parser("train", help="train the residual hybrids and the black-box baseline")
     train.add_argument("config", type=Path, help="YAML training config (see configs/train/)")
@@ -175,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     except HybatError as error:
         message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
         print(f"hybat {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        return error.exit_code
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ _EXPORTS = {
     "sim.plant": ("ReferenceSpec", "SensorSpec"),
     "sim.signals": ("AntiAliasFilter", "resample"),
     "sim.measured": ("MeasuredSeries", "load_measured", "ColumnMap", "Calibration", "CalibrationOptions",
-                     "calibrate", "PairingSpec", "pair_measured"),
+                     "calibrate", "PairingSpec", "pair_measured", "export_bdf"),
     "sim.corpus": ("CorpusSpec", "generate_corpus"),
     "sim.backends": ("Backend", "make_backend", "ray_runtime"),
 }
@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from sim.errors import (ConfigError, DataError, HybatError, InfeasibleDesign, SampleTimeout, SimulationError,
                             TrainingDiverged)
     from sim.measured import (Calibration, CalibrationOptions, ColumnMap, MeasuredSeries, PairingSpec, calibrate,
-                              load_measured, pair_measured)
+                              export_bdf, load_measured, pair_measured)
     from sim.physics import Fidelity, Hysteresis, ModelCache, Trajectory, simulate
     from sim.plant import ReferenceSpec, SensorSpec
     from sim.protocols import (HPPC, AgeingCampaign, ConstantCurrent, CurrentTrace, Cycling, Dynamic, Protocol, Rest,

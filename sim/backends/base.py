@@ -28,7 +28,10 @@ class Backend(abc.ABC):
 
         ``shared``: arguments every call receives before the item (sent to workers once).
         ``lost(item, message)``: the result to report when the worker running ``item`` died on
-        every retry. An exception raised by ``function`` propagates to the caller.
+        every retry while its node stayed up (the item's own failure, e.g. a solver segfault).
+        An exception raised by ``function`` propagates to the caller. Items lost to the
+        infrastructure (a node, a raylet) are not reported: the others are, then
+        :class:`sim.errors.InfrastructureLost` is raised.
         """
 
 

@@ -1,6 +1,7 @@
 """Corpus generation: many paired (reference, physics) samples, serial or Ray-parallel, on disk
 in the format of :mod:`sim.corpus.writer` (one journal row per finished sample, so a resumed
-run skips it). Failed samples are rows with a message, never a crashed batch.
+run skips it). Failed samples are rows with a message, never a crashed batch; samples lost to
+the infrastructure (a Ray node or raylet) are no rows at all, so a resumed run does them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import Field, model_validator
 from sim.backends import make_backend
 from sim.cells import DESIGN_VARIABLES, CellSpec
 from sim.config import StrictModel
+from sim.errors import InfrastructureLost
 from sim.physics import Fidelity
 from sim.plant import ReferenceSpec
 from sim.protocols import Protocol
@@ -69,7 +71,14 @@ class ProtocolChoice(StrictModel):
 
 class CorpusSpec(StrictModel):
     """A corpus: ``cells`` samples of design x protocol, each simulated by the reference and
-    paired with the physics model driven by the reference's measured current."""
+    paired with the physics model driven by the reference's measured current.
+
+    floor: also drive the sample's plant at nominal variability (its design, overrides and
+        fidelity, without the per-cell ``reference.variability`` scales) with the same measured
+        current, stored as the column "Nominal plant voltage [V]". Its error against the
+        measured voltage is the floor of a model that knows the plant population but not the
+        cell (cell-to-cell spread and sensor errors); it costs one more plant solve per sample.
+    """
 
     name: str = "corpus"
     seed: int = Field(0, ge=0)
@@ -80,6 +89,7 @@ class CorpusSpec(StrictModel):
     protocols: list[ProtocolChoice] = Field(min_length=1)
     physics: Fidelity = Fidelity()
     reference: ReferenceSpec = ReferenceSpec()
+    floor: bool = False
     timeout_s: float | None = Field(600.0, gt=0.0)
 
     def fingerprint(self) -> str:
@@ -95,16 +105,26 @@ def generate_corpus(spec: CorpusSpec, out_dir: str | Path, *, backend: Literal["
     backend "ray" runs one task per sample on a local Ray runtime with ``workers`` CPUs, or on
     the cluster at ``address``. ``resume`` finishes a partly written corpus of the same spec.
     ``on_failure="raise"`` stops at the first failed sample instead of recording it.
+    Samples Ray loses to infrastructure (a node or raylet) are not failures and not recorded:
+    the rest are written, the manifest says "incomplete", and InfrastructureLost is raised; a
+    resumed run does them.
     """
     runner = make_backend(backend, workers=workers, address=address)
     writer = CorpusWriter(out_dir, spec, resume=resume)
     pending = writer.open(list(range(spec.cells)), label="corpus", on_failure=on_failure, progress=progress)
     started = time.perf_counter()
-    runner.map(run_sample, pending, lambda _, result: writer.write(result.record, result.series, result.cycles),
-               shared=(spec,), lost=functools.partial(_lost_sample, spec))
+    try:
+        runner.map(run_sample, pending, lambda _, result: writer.write(result.record, result.series, result.cycles),
+                   shared=(spec,), lost=functools.partial(_lost_sample, spec))
+    except InfrastructureLost as error:
+        reason = f"{error.lost} of {spec.cells} samples lost to infrastructure ({', '.join(error.causes)})"
+        writer.stop(error.lost, reason)
+        raise InfrastructureLost(f"corpus {spec.name}: {reason}; run again with resume (hybat corpus --resume) "
+                                 "to redo them", lost=error.lost, causes=error.causes) from error
     return writer.finish(backend, time.perf_counter() - started)
 
 
 def _lost_sample(spec: CorpusSpec, index: int, message: str) -> SampleResult:
-    """The failed record of sample ``index`` whose worker died on every retry."""
+    """The failed record of sample ``index`` whose worker died on every retry while its node
+    stayed up (a poison sample, e.g. a solver segfault)."""
     return SampleResult({**base_record(spec, plan_sample(spec, index)), "message": message})

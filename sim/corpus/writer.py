@@ -93,7 +93,8 @@ class CorpusWriter:
 
     Construct it to check ``out`` (an empty or absent directory, or with ``resume`` one written
     for the same spec: ``resumed`` then holds its manifest), :meth:`open` it, :meth:`write`
-    every result and :meth:`finish` to gather the journal and write the final manifest.
+    every result and :meth:`finish` to gather the journal and write the final manifest (or
+    :meth:`stop` when samples could not be done).
     """
 
     def __init__(self, out: str | Path, spec: FingerprintedSpec, *, resume: bool, what: str = "corpus spec"):
@@ -152,6 +153,14 @@ class CorpusWriter:
         manifest = self._manifest("complete") | consolidate_journal(self.out) | {"backend": backend, "wall_s": wall_s}
         write_json(self.out / "manifest.json", manifest)
         return manifest
+
+    def stop(self, missing: int, reason: str) -> None:
+        """Close the progress bar and write an "incomplete" manifest: ``missing`` samples were
+        not written, for ``reason``; a resumed run does them. The journal stays as it is and no
+        samples.parquet is written, so a partial corpus cannot pass for a whole one."""
+        if self.bar is not None:
+            self.bar.close()
+        write_json(self.out / "manifest.json", self._manifest("incomplete") | {"missing": missing, "reason": reason})
 
     def _manifest(self, status: str) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "status": status, "name": self.spec.name,

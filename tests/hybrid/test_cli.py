@@ -82,11 +82,25 @@ def test_simulate_writes_a_trajectory(tmp_path, capsys):
     assert out.is_file() and '"cycles": 2' in capsys.readouterr().out
 
 
+def test_export_of_a_missing_corpus_gives_one_line_and_exit_code_2(tmp_path, capsys):
+    code = main(["export", str(tmp_path / "nowhere"), "--format", "bdf", "--out", str(tmp_path / "bdf")])
+    assert code == 2
+    assert capsys.readouterr().err == f"hybat export: error: {tmp_path / 'nowhere'}: corpus directory not found\n"
+    assert not (tmp_path / "bdf").exists()
+
+
 @pytest.fixture(scope="module")
 def smoke_corpus(tmp_path_factory, one_thread) -> Path:
     out = tmp_path_factory.mktemp("smoke") / "corpus"
     generate_corpus(load_config(SMOKE_CORPUS, CorpusSpec), out, progress=False)
     return out
+
+
+def test_export_writes_one_bdf_table_per_sample_and_an_index(smoke_corpus, tmp_path, capsys):
+    out = tmp_path / "bdf"
+    assert main(["export", str(smoke_corpus), "--format", "bdf", "--out", str(out), "--table-format", "csv.gz"]) == 0
+    assert capsys.readouterr().out.startswith("exported 4 samples as BDF .csv.gz tables")
+    assert len(list(out.glob("sample-*.bdf.csv.gz"))) == 4 and (out / "index.json").is_file()
 
 
 def test_a_diverging_training_gives_one_line_naming_the_learning_rate_and_keeps_the_checkpoints(tmp_path,

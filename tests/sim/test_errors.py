@@ -7,15 +7,21 @@ import inspect
 import pytest
 
 from sim import errors
-from sim.errors import (ConfigError, DataError, HybatError, InfeasibleDesign, SampleTimeout, SimulationError,
-                        TrainingDiverged)
+from sim.errors import (ConfigError, DataError, HybatError, InfeasibleDesign, InfrastructureLost, SampleTimeout,
+                        SimulationError, TrainingDiverged)
 
 ALL = [ConfigError, DataError, SimulationError, InfeasibleDesign, SampleTimeout, TrainingDiverged]
 
 
 def test_the_module_defines_exactly_these_errors():
     defined = {cls for _, cls in inspect.getmembers(errors, inspect.isclass) if cls.__module__ == errors.__name__}
-    assert defined == {HybatError, *ALL}
+    assert defined == {HybatError, *ALL, InfrastructureLost}
+
+
+def test_infrastructure_lost_is_a_run_failure_with_its_own_exit_code():
+    error = InfrastructureLost("2 of 4 tasks lost", lost=2, causes=("NodeDiedError",))
+    assert isinstance(error, HybatError) and isinstance(error, RuntimeError) and not isinstance(error, ValueError)
+    assert (error.lost, error.causes, error.exit_code, HybatError.exit_code) == (2, ("NodeDiedError",), 3, 2)
 
 
 @pytest.mark.parametrize("error_type", ALL)

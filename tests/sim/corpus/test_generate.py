@@ -1,5 +1,7 @@
-"""Corpus generation: determinism across backends, resume, worker death, failures as data."""
+"""Corpus generation: determinism across backends, resume, worker death, failures as data,
+samples lost to infrastructure as no data."""
 
+import json
 import shutil
 import signal
 import subprocess
@@ -12,10 +14,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from hybrid.cli import main as hybat
+from sim.backends.base import SerialBackend
+from sim.backends.ray_backend import KILL_ONCE_ENV
 from sim.config import load_config
 from sim.corpus.generate import CorpusSpec, generate_corpus
-from sim.errors import ConfigError
-from sim.backends.ray_backend import KILL_ONCE_ENV
+from sim.errors import ConfigError, InfrastructureLost
 
 ROOT = Path(__file__).resolve().parents[3]
 SMOKE = ROOT / "configs" / "corpus" / "smoke.yaml"
@@ -93,6 +97,35 @@ def test_interrupted_run_resumes_without_recomputing(serial_corpus, tmp_path):
     assert 2 <= len(finished) < 4 and not (out / "samples.parquet").exists()
     generate_corpus(_spec(), out, resume=True, progress=False)
     assert all(path.stat().st_mtime_ns == stamp for path, stamp in finished.items())
+    assert_same_corpus(serial_corpus, out)
+
+
+class LosingBackend(SerialBackend):
+    """The serial backend on a cluster whose driver loses its raylet after two items: the rest
+    are lost to infrastructure, reported as the Ray backend reports it."""
+
+    def map(self, function, items, on_result, *, shared=(), lost):
+        super().map(function, items[:2], on_result, shared=shared, lost=lost)
+        raise InfrastructureLost(f"{len(items) - 2} of {len(items)} tasks lost to infrastructure "
+                                 "(LocalRayletDiedError)", lost=len(items) - 2, causes=("LocalRayletDiedError",))
+
+
+def test_samples_lost_to_infrastructure_are_not_recorded_and_resume_does_them(serial_corpus, tmp_path, monkeypatch,
+                                                                              capsys):
+    out = tmp_path / "lost"
+    monkeypatch.setattr("sim.corpus.generate.make_backend", lambda *args, **kwargs: LosingBackend())
+    code = hybat(["corpus", str(SMOKE), "--out", str(out), "--backend", "ray"])
+    assert code == 3
+    assert capsys.readouterr().err.endswith(
+        "hybat corpus: error: corpus smoke: 2 of 4 samples lost to infrastructure (LocalRayletDiedError); "
+        "run again with resume (hybat corpus --resume) to redo them\n")
+    journal = pd.read_parquet(out / "samples")
+    assert sorted(journal["sample_id"]) == [0, 1] and "failed" not in set(journal["status"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "incomplete" and manifest["missing"] == 2
+    assert not (out / "samples.parquet").exists()
+    monkeypatch.undo()
+    generate_corpus(_spec(), out, resume=True, progress=False)
     assert_same_corpus(serial_corpus, out)
 
 
