@@ -109,7 +109,7 @@ def train_forecaster(model: Seq2SeqForecaster, windows: dict[str, Tensor], epoch
     for _ in range(epochs):
         for index in torch.randperm(count, generator=generator).split(batch_size):
             batch = {name: values[index] for name, values in windows.items()}
-            prediction = model(**batch, teacher_forcing=True)  # (batch, horizon, 1)
+            prediction = model.forecast(**batch, teacher_forcing=True)  # (batch, horizon, 1)
             loss = torch.mean((prediction - batch["future_y"]) ** 2)
             optimizer.zero_grad()
             loss.backward()
@@ -123,11 +123,11 @@ def forecast_rmse_mV(model: Seq2SeqForecaster, windows: dict[str, Tensor], mode:
     """Horizon RMSE [mV] of ``model`` on ``windows`` in one of the test modes (see the docstring)."""
     given = {name: windows[name] for name in ("context_x", "context_y", "future_x")}
     if mode == "known":
-        prediction = model(**given, future_y=windows["future_y"], teacher_forcing=True)
+        prediction = model.forecast(**given, future_y=windows["future_y"], teacher_forcing=True)
     elif mode == "zeros":
-        prediction = model(**given, future_y=torch.zeros_like(windows["future_y"]), teacher_forcing=True)
+        prediction = model.forecast(**given, future_y=torch.zeros_like(windows["future_y"]), teacher_forcing=True)
     else:
-        prediction = model(**given, future_y=None, teacher_forcing=False)
+        prediction = model.forecast(**given, future_y=None, teacher_forcing=False)
     return float(torch.sqrt(torch.mean((prediction - windows["future_y"]) ** 2))) * scale_mV
 
 

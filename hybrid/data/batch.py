@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hybrid.data.context import ContextWindow, context_features
 from hybrid.data.corpus import Corpus
 from hybrid.data.features import cell_inputs, cell_targets
 from sim.errors import DataError
@@ -17,11 +18,15 @@ from sim.errors import DataError
 @dataclass
 class SequenceBatch:
     """Padded sequences: inputs (batch, time, features), targets (batch, time, outputs), float;
-    mask (batch, time) bool, True at valid (non-padding) steps."""
+    mask (batch, time) bool, True at valid (non-padding) steps. For context-conditioned models
+    also each sequence's context window (batch, context rows, context features) with its mask
+    (batch, context rows) (see :mod:`hybrid.data.context`); None otherwise."""
 
     inputs: Tensor
     targets: Tensor
     mask: Tensor
+    context: Tensor | None = None
+    context_mask: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.inputs.ndim != 3 or self.targets.ndim != 3 or self.mask.ndim != 2:
@@ -46,26 +51,53 @@ class SequenceBatch:
 
     def time_slice(self, start: int, stop: int) -> "SequenceBatch":
         """Steps [start, stop) of every sequence (views, no copy)."""
-        return SequenceBatch(self.inputs[:, start:stop], self.targets[:, start:stop], self.mask[:, start:stop])
+        return SequenceBatch(self.inputs[:, start:stop], self.targets[:, start:stop], self.mask[:, start:stop],
+                             self.context, self.context_mask)
 
     def to(self, device: torch.device | str) -> "SequenceBatch":
-        return SequenceBatch(self.inputs.to(device), self.targets.to(device), self.mask.to(device))
+        context = None if self.context is None else self.context.to(device)
+        context_mask = None if self.context_mask is None else self.context_mask.to(device)
+        return SequenceBatch(self.inputs.to(device), self.targets.to(device), self.mask.to(device), context,
+                             context_mask)
 
 
 def make_batches(corpus: Corpus, ranges: dict[int, tuple[int, int]], normalisation: dict[str, Any],
-                 batch_size: int) -> list[SequenceBatch]:
+                 batch_size: int, context: ContextWindow | None = None) -> list[SequenceBatch]:
     """Padded batches of the records up to ``stop``, masked to the valid scored rows [start, stop).
 
+    With ``context``, each sequence also carries its context window, whose rows are not scored.
     Sequences are sorted by length before grouping so that little padding is needed; fit
     shuffles the batch order per epoch.
     """
-    sequences = []
+    sequences, contexts = [], []
     for sample_id, (start, stop) in sorted(ranges.items(), key=lambda item: (item[1][1], item[0])):
         cell = corpus.cells[sample_id]
         mask = cell.valid_rows(normalisation["max_residual_V"])[:stop]
         mask[:start] = False
+        if context is not None:
+            rows = context.rows(cell)
+            contexts.append(context_features(cell, normalisation, rows))
+            mask[:rows] = False
         sequences.append((cell_inputs(cell, normalisation)[:stop], cell_targets(cell, normalisation)[:stop], mask))
-    return [pad_sequences(sequences[k:k + batch_size]) for k in range(0, len(sequences), batch_size)]
+    batches = []
+    for k in range(0, len(sequences), batch_size):
+        batch = pad_sequences(sequences[k:k + batch_size])
+        if context is not None:
+            batch.context, batch.context_mask = pad_contexts(contexts[k:k + batch_size])
+        batches.append(batch)
+    return batches
+
+
+def pad_contexts(contexts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Tensor, Tensor]:
+    """(features (rows, context features), mask (rows,)) list -> zero-padded (batch, rows,
+    features) and (batch, rows) bool tensors."""
+    rows = max(len(mask) for _, mask in contexts)
+    features = torch.zeros(len(contexts), rows, contexts[0][0].shape[1])
+    mask = torch.zeros(len(contexts), rows, dtype=torch.bool)
+    for row, (x, valid) in enumerate(contexts):
+        features[row, :len(x)] = torch.from_numpy(x)
+        mask[row, :len(valid)] = torch.from_numpy(valid)
+    return features, mask
 
 
 def pad_sequences(sequences: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> SequenceBatch:

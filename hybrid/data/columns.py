@@ -20,3 +20,6 @@ TIME_STEP = "Time step [s]"  # derived: time since the previous sample (0 at the
 VOLTAGE_RESIDUAL = "Voltage residual [V]"
 SOC_RESIDUAL = "State of charge residual"
 TEMPERATURE_RESIDUAL = "Cell temperature residual [K]"
+# the plant at nominal variability on the measured current (a corpus's floor option): the
+# best a model that knows the population but not the cell can do
+NOMINAL_PLANT_VOLTAGE = "Nominal plant voltage [V]"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,7 @@ class Corpus:
     cells: dict[int, Record]
     physics_columns: list[str]
     design_columns: list[str]
+    spec: dict = field(default_factory=dict)  # the spec in the corpus manifest ({} without one)
 
     @property
     def sample_ids(self) -> list[int]:
@@ -135,7 +137,9 @@ def load_corpus(path: str | Path) -> Corpus:
     if not cells:
         raise DataError(f"{path}: no usable samples (status ok or truncated with series rows)")
     samples = samples.loc[sorted(cells)]
-    return Corpus(path, samples, cells, physics_columns, design_columns)
+    manifest = path / "manifest.json"
+    spec = json.loads(manifest.read_text()).get("spec", {}) if manifest.is_file() else {}
+    return Corpus(path, samples, cells, physics_columns, design_columns, spec)
 
 
 def _read_parts(folder: Path, required: bool = True) -> pd.DataFrame:

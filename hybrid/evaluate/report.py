@@ -6,7 +6,11 @@ rows are scored (:mod:`hybrid.evaluate.predict`). So late-life errors include ev
 life, and the same predictions serve every section of the report:
 
 - ``splits``: RMSE, MAE and max |error| [mV] of the voltage per split and model; ``physics``
-  is the hybrid with residual 0.
+  is the hybrid with residual 0. Each model's entry has its RMSE as a ratio to physics
+  (``vs_physics``) and to the floor (``vs_floor``). With a corpus generated with ``floor: true``
+  each split has a ``floor`` entry: the error of the plant at nominal variability driven by
+  the same current (what no model can beat without knowing the cell), its ``noise_mV`` (the
+  sensor noise) and ``coverage``.
 - ``timescales``: the same per timescale class (``pulse``, ``rest``, ``sustained``; see
   :mod:`hybrid.evaluate.rows`).
 - ``long_horizon``: over whole records, RMSE per quarter of the record's duration (drift of
@@ -26,6 +30,12 @@ life, and the same predictions serve every section of the report:
   tells the capacity, and the hybrid-corrected voltage tells it better.
 - ``validity``: rows and invalid rows (a physics solve outside ``max_residual_V`` of the
   reference, see :class:`hybrid.data.features.FeatureOptions`) per split; invalid rows are never scored.
+  ``context_rows``: valid rows inside a context-conditioned model's context window, scored for
+  no model (every model is scored on the same rows).
+- ``rolling``: with a forecaster (kind ``forecaster``), the voltage error [mV] of its rolling
+  forecasts from the measured history, beside hold-last, physics and the open-loop models on
+  the same rows (:mod:`hybrid.evaluate.rolling`). A forecaster is in no other section: it is
+  no open-loop model (its ``inference_steps_per_s`` is null).
 """
 
 from __future__ import annotations
@@ -37,9 +47,11 @@ from typing import Any
 import numpy as np
 
 from hybrid.data import CHARGE, CURRENT, SOC, TEMPERATURE, TIME, VOLTAGE, Record, Corpus, SplitAssignment
+from hybrid.data.columns import NOMINAL_PLANT_VOLTAGE
 from hybrid.evaluate.metrics import error_stats, kelvin_stats, percent_stats
 from hybrid.evaluate.plots import write_plots
-from hybrid.evaluate.predict import Predictions, RecordPrediction, predict_corpus
+from hybrid.evaluate.predict import Predictions, RecordPrediction, context_rows, predict_corpus
+from hybrid.evaluate.rolling import rolling_table
 from hybrid.evaluate.rows import TIMESCALES, scored_rows, timescale_masks
 from hybrid.train import PHYSICS, EvaluationOptions, TrainedModel
 
@@ -59,6 +71,37 @@ def _table(corpus: Corpus, predictions: Predictions, masks: dict[int, np.ndarray
     if not any(mask.any() for mask in masks.values()):
         return {}
     return {name: error_stats(_voltage_errors(corpus, prediction, masks)) for name, prediction in predictions.items()}
+
+
+def floor_stats(corpus: Corpus, masks: dict[int, np.ndarray]) -> dict[str, Any] | None:
+    """Error stats [mV] of the nominal plant's voltage (NOMINAL_PLANT_VOLTAGE, a corpus's floor
+    option) against the measured voltage over the masked rows where it is known, with
+    ``noise_mV`` (the sensor's voltage noise, from the corpus spec) and ``coverage`` (the
+    fraction of masked rows it covers); None when the corpus has no floor column."""
+    if not masks or any(NOMINAL_PLANT_VOLTAGE not in corpus.cells[i].columns for i in masks):
+        return None
+    errors, scored = [], 0
+    for i, mask in masks.items():
+        error = (corpus.cells[i].columns[NOMINAL_PLANT_VOLTAGE] - corpus.cells[i].columns[VOLTAGE])[mask]
+        errors.append(error[np.isfinite(error)])
+        scored += int(mask.sum())
+    errors = np.concatenate(errors)
+    if not errors.size:
+        return None
+    noise = ((corpus.spec.get("reference") or {}).get("sensor") or {}).get("voltage_noise_V")
+    return {**error_stats(errors), "noise_mV": None if noise is None else 1e3 * noise,
+            "coverage": errors.size / scored}
+
+
+def _with_floor(table: dict[str, dict], corpus: Corpus, masks: dict[int, np.ndarray]) -> dict[str, dict]:
+    """``table`` plus a ``floor`` entry (if the corpus has one) and each model's RMSE as a ratio
+    to physics (``vs_physics``) and to the floor (``vs_floor``)."""
+    floor = floor_stats(corpus, masks)
+    physics = table.get(PHYSICS, {}).get("rmse_mV")
+    for stats in table.values():
+        stats["vs_physics"] = stats["rmse_mV"] / physics if physics else None
+        stats["vs_floor"] = stats["rmse_mV"] / floor["rmse_mV"] if floor and floor["rmse_mV"] else None
+    return table | ({"floor": floor} if floor and table else {})
 
 
 def _soc_table(corpus: Corpus, predictions: Predictions, masks: dict[int, np.ndarray]) -> dict[str, dict]:
@@ -193,11 +236,17 @@ def evaluate_models(corpus: Corpus, assignment: SplitAssignment, models: list[Tr
     predictions, inference = predict_corpus(models, corpus, ids)
     names = list(predictions)
     checks = {i: capacity_checks(corpus.cells[i], predictions, options, max_residual_V) for i in ids}
-    report: dict[str, Any] = {key: {} for key in ("splits", "timescales", "soc", "temperature", "soh", "validity")}
+    report: dict[str, Any] = {key: {} for key in ("splits", "timescales", "soc", "temperature", "soh", "validity",
+                                                  "rolling")}
+    # rows any model reads as its context are scored for no model (like for like)
+    first_scored = {i: max([context_rows(trained, corpus.cells[i]) for trained in models], default=0) for i in ids}
     for split in assignment.names():
         ranges = assignment.ranges[split]
-        masks = scored_rows(corpus, ranges, max_residual_V)
-        report["splits"][split] = _table(corpus, predictions, masks)
+        valid = scored_rows(corpus, ranges, max_residual_V)
+        masks = {i: mask.copy() for i, mask in valid.items()}
+        for i, mask in masks.items():
+            mask[:first_scored[i]] = False
+        report["splits"][split] = _with_floor(_table(corpus, predictions, masks), corpus, masks)
         report["timescales"][split] = {name: {} for name in names}
         classes = {i: timescale_masks(corpus.cells[i], options) for i in ranges}
         for timescale in TIMESCALES:
@@ -206,17 +255,19 @@ def evaluate_models(corpus: Corpus, assignment: SplitAssignment, models: list[Tr
                 report["timescales"][split][name][timescale] = stats
         report["soc"][split] = _soc_table(corpus, predictions, masks)
         report["temperature"][split] = _temperature_table(corpus, predictions, masks)
+        report["rolling"][split] = rolling_table(corpus, models, predictions, masks)
         report["soh"][split] = _soh_table(checks, ranges, names)
         rows = sum(stop - start for start, stop in ranges.values())
         report["validity"][split] = {"cells": len(ranges), "rows": rows,
-                                     "invalid_rows": rows - sum(int(mask.sum()) for mask in masks.values())}
-    for key in ("soc", "temperature", "soh"):
+                                     "invalid_rows": rows - sum(int(mask.sum()) for mask in valid.values()),
+                                     "context_rows": sum(int(valid[i].sum() - masks[i].sum()) for i in masks)}
+    for key in ("soc", "temperature", "soh", "rolling"):
         report[key] = {split: table for split, table in report[key].items() if table}
     report["long_horizon"] = _long_horizon(corpus, assignment, predictions, max_residual_V)
     report["throughput"] = {trained.name: {
         "train_steps_per_s": float(np.mean([epoch["steps_per_second"] for epoch in trained.history]))
         if trained.history else None,
-        "inference_steps_per_s": inference[trained.name]} for trained in models}
+        "inference_steps_per_s": inference.get(trained.name)} for trained in models}
     report["models"] = {trained.name: {
         "family": trained.family, "kind": trained.model_config["kind"], "causal": bool(trained.model.causal),
         "parameters": sum(p.numel() for p in trained.model.parameters()), "best_epoch": trained.best_epoch,

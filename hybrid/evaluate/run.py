@@ -23,7 +23,9 @@ def evaluate_run(run_dir: Path, corpus_dir: Path) -> dict[str, Any]:
          "timescales", "long_horizon", "soc", "soh", "validity", "throughput", "models", "plots", ...}
 
     SPLIT among train, val, test, late_life, unseen_design, unseen_temperature (empty ones
-    omitted); MODEL among physics, black_box and the hybrid names.
+    omitted); MODEL among physics, black_box and the hybrid names. A forecaster (kind
+    forecaster) is scored in ``"rolling"`` only: {SPLIT: {MODEL: {"rmse_mV", ..., "horizon_s"}}}
+    (see :mod:`hybrid.evaluate.rolling`).
     """
     run_dir, corpus_dir = Path(run_dir), Path(corpus_dir)
     config = validate(TrainRunConfig, read_run_file(run_dir / RUN_CONFIG), str(run_dir / RUN_CONFIG))

@@ -12,13 +12,15 @@ from typing import Any, TypeAlias
 from torch import nn
 
 from hybrid.models.base import ModelConfigBase
+from hybrid.models.context import ContextResidual, ContextResidualConfig
 from hybrid.models.forecaster import ForecasterConfig, Seq2SeqForecaster
 from hybrid.models.residual_rnn import BlackBoxConfig, ResidualRNN, ResidualRNNConfig
 from hybrid.models.two_branch import TwoBranchConfig, TwoBranchResidual
 from sim.config import validate
 from sim.errors import ConfigError
 
-ModelConfig: TypeAlias = ResidualRNNConfig | TwoBranchConfig | ForecasterConfig | BlackBoxConfig
+ModelConfig: TypeAlias = (ResidualRNNConfig | TwoBranchConfig | ForecasterConfig | BlackBoxConfig
+                          | ContextResidualConfig)
 
 _MODELS: dict[str, tuple[type[ModelConfigBase], type[nn.Module]]] = {
     config_type.kind: (config_type, model_type)
@@ -26,6 +28,7 @@ _MODELS: dict[str, tuple[type[ModelConfigBase], type[nn.Module]]] = {
         (ResidualRNNConfig, ResidualRNN),
         (BlackBoxConfig, ResidualRNN),
         (TwoBranchConfig, TwoBranchResidual),
+        (ContextResidualConfig, ContextResidual),
         (ForecasterConfig, Seq2SeqForecaster),
     )
 }

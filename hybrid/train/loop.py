@@ -77,6 +77,16 @@ def masked_mse(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     return ((prediction - target) ** 2 * weights).sum() / (weights.sum() * prediction.shape[-1])
 
 
+def voltage_mse(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """:func:`masked_mse` of the first output (the voltage) only."""
+    return masked_mse(prediction[..., :1], target[..., :1], mask)
+
+
+def validation_loss(config: TrainConfig) -> LossFn:
+    """The loss early stopping and best.pt judge by (see TrainConfig.select_on)."""
+    return voltage_mse if config.select_on == "voltage" else masked_mse
+
+
 def split_time(batch: SequenceBatch, steps: int | None) -> Iterator[SequenceBatch]:
     """Consecutive slices of ``steps`` time steps (the last may be shorter); None = the whole batch."""
     if steps is None or steps >= batch.num_steps:
@@ -105,6 +115,14 @@ def tbptt_loss(model: nn.Module, batch: SequenceBatch, truncation_steps: int | N
         if valid:
             loss = loss + loss_fn(prediction, segment.targets, segment.mask) * (valid / total_valid)
     return loss, state
+
+
+def initial_state(model: nn.Module, batch: SequenceBatch) -> State:
+    """The state a batch's sequences start from: their context windows for a context-conditioned
+    model (one with ``context_state``, see :mod:`hybrid.models.context`), else None."""
+    if batch.context is not None and hasattr(model, "context_state"):
+        return model.context_state(batch.context, batch.context_mask)
+    return None
 
 
 def sequence_gradients(model: nn.Module, batch: SequenceBatch, truncation_steps: int | None) -> dict[str, Tensor]:
@@ -143,7 +161,7 @@ def evaluate_loss(model: nn.Module, batches: Sequence[SequenceBatch], truncation
     weighted, valid = 0.0, 0
     for batch in batches:
         batch = batch.to(device)
-        loss, _ = tbptt_loss(model, batch, truncation_steps, loss_fn)
+        loss, _ = tbptt_loss(model, batch, truncation_steps, loss_fn, state=initial_state(model, batch))
         count = int(batch.mask.sum())
         weighted += float(loss) * count
         valid += count
@@ -197,7 +215,8 @@ def fit(model: nn.Module, train_batches: Sequence[SequenceBatch] | Callable[[int
                 train_loss, lr, processed = _train_epoch(model, batches_for_epoch(progress.epoch), optimizer,
                                                          scheduler, config, progress, saver.grad_log, device)
                 train_seconds = time.perf_counter() - started
-                val_loss = evaluate_loss(model, val_batches, config.truncation_steps, device=device)
+                val_loss = evaluate_loss(model, val_batches, config.truncation_steps, validation_loss(config),
+                                         device=device)
                 if not math.isfinite(val_loss):
                     raise TrainingDiverged(f"epoch {progress.epoch + 1}: validation loss is {val_loss}; "
                                            f"{_DIVERGENCE_HINT.format(config=config)}")
@@ -227,7 +246,7 @@ def _train_epoch(model: nn.Module, batches: Sequence[SequenceBatch], optimizer: 
     for index in epoch_order(config.seed, progress.epoch, len(batches)):
         batch = batches[index].to(device)
         processed += batch.mask.numel()
-        state: State = None  # every batch holds fresh sequences
+        state = initial_state(model, batch)  # every batch holds fresh sequences
         for chunk in split_time(batch, config.steps_per_update):
             loss, state = tbptt_loss(model, chunk, config.truncation_steps, state=state)  # state carries on
             valid = int(chunk.mask.sum())
@@ -282,7 +301,7 @@ def _optimizer_step(model: nn.Module, loss: Tensor, optimizer: torch.optim.Optim
 
 def _initial_val_loss(model: nn.Module, val_batches: Sequence[SequenceBatch], config: TrainConfig,
                       device: torch.device) -> float:
-    loss = evaluate_loss(model, val_batches, config.truncation_steps, device=device)
+    loss = evaluate_loss(model, val_batches, config.truncation_steps, validation_loss(config), device=device)
     if not math.isfinite(loss):
         raise DataError(f"validation loss of the untrained model is {loss}: check val_batches for NaN/inf values")
     return loss

@@ -24,20 +24,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from hybrid.data import (
+    TIME_STEP,
+    ContextWindow,
     Corpus,
     FeatureOptions,
+    SequenceBatch,
     SplitAssignment,
     SplitOptions,
     assign_splits,
+    context_size,
+    context_window,
     fit_normalisation,
     load_corpus,
     make_batches,
-    SequenceBatch,
 )
-from hybrid.models import ModelConfig, TwoBranchConfig, config_from_dict
+from hybrid.data.windows import ForecastWindows, forecast_batches, forecast_windows
+from hybrid.models import ContextResidualConfig, ForecasterConfig, ModelConfig, TwoBranchConfig, config_from_dict
 from hybrid.train.config import TrainConfig
 from hybrid.train.recipes import train_model
 from sim.config import StrictModel, load_config, validate
@@ -52,7 +57,7 @@ NORMALISATION = "normalisation.json"
 SUMMARY = "summary.json"
 METRICS = "metrics.json"
 CHECKPOINT = "best.pt"
-HYBRID_KINDS = ("residual_rnn", "two_branch")
+HYBRID_KINDS = ("residual_rnn", "two_branch", "context_residual", "forecaster")
 PHYSICS = "physics"
 BLACK_BOX = "black_box"
 
@@ -66,22 +71,41 @@ class EvaluationOptions(StrictModel):
     plots: bool = True
 
 
-_SET_BY_DATA = ("input_size", "output_size", "current_index")
+_SET_BY_DATA = ("input_size", "output_size", "current_index", "time_step_index", "time_step_mean_s",
+                "time_step_std_s", "context_size")
 
 
-def _model_config(model: dict[str, Any], input_size: int | None = None, output_size: int = 1,
-                  current_index: int = 0) -> ModelConfig:
-    """The model config for ``model`` (a YAML dict without sizes) on data of the given sizes;
-    without ``input_size``, the config with its sizes unset, which validates the entry."""
+def _model_config(model: dict[str, Any], normalisation: dict[str, Any] | None = None) -> ModelConfig:
+    """The model config for ``model`` (a YAML dict without the fields set by the data) on data
+    normalised by ``normalisation`` (fit_normalisation's dict); without it, the config with its
+    sizes unset, which validates the entry."""
     given = sorted(set(model) & set(_SET_BY_DATA))
     if given:
         raise ConfigError(f"model field '{given[0]}' is set from the data; allowed: leave it out")
-    if input_size is None:
+    if normalisation is None:
         return config_from_dict(model)
-    sizes = {"input_size": input_size, "output_size": output_size}
+    sizes = {"input_size": len(normalisation["features"]), "output_size": len(normalisation["targets"])}
     if model.get("kind") == TwoBranchConfig.kind:
-        sizes["current_index"] = current_index
+        sizes |= _two_branch_inputs(normalisation)
+    if model.get("kind") == ContextResidualConfig.kind:
+        sizes["context_size"] = context_size(normalisation)
+    if model.get("kind") == ForecasterConfig.kind:
+        sizes["output_size"] = 1  # the voltage residual, the one measured target (hybrid.data.windows)
     return config_from_dict({**model, **sizes})
+
+
+def _two_branch_inputs(normalisation: dict[str, Any]) -> dict[str, Any]:
+    """Where the two-branch residual finds the current and the time step, and the time step's
+    normalisation, so that it can run in seconds."""
+    features = normalisation["features"]
+    if TIME_STEP not in features:
+        raise ConfigError(f"model kind two_branch needs the '{TIME_STEP}' feature, which the features lack "
+                          "(off, or constant on the train split); allowed: features.time_step: true on a "
+                          "corpus whose time steps vary")
+    index = features.index(TIME_STEP)
+    return {"current_index": normalisation["current_index"], "time_step_index": index,
+            "time_step_mean_s": normalisation["feature_mean"][index],
+            "time_step_std_s": normalisation["feature_std"][index]}
 
 
 class ModelEntry(StrictModel):
@@ -104,7 +128,7 @@ class ModelEntry(StrictModel):
     def _hybrid_kind(cls, model: dict[str, Any]) -> dict[str, Any]:
         if model.get("kind") not in HYBRID_KINDS:
             raise ValueError(f"kind = {model.get('kind')!r}; allowed for a hybrid: {', '.join(HYBRID_KINDS)}")
-        _model_config(model)
+        forecast_windows(_model_config(model))  # a forecaster in a run needs its time windows
         return model
 
 
@@ -136,6 +160,16 @@ class TrainRunConfig(StrictModel):
     black_box: BlackBoxEntry = BlackBoxEntry()
     train: TrainConfig = TrainConfig()
     evaluation: EvaluationOptions = EvaluationOptions()
+
+    @field_validator("models")
+    @classmethod
+    def _time_step_for_two_branch(cls, models: list[ModelEntry], info: ValidationInfo) -> list[ModelEntry]:
+        features = info.data.get("features")
+        in_seconds = [entry.name for entry in models if entry.model["kind"] == TwoBranchConfig.kind]
+        if in_seconds and features is not None and not features.time_step:
+            raise ValueError(f"model '{in_seconds[0]}' (kind two_branch) reads the time step for its dynamics; "
+                             "allowed: features.time_step: true")
+        return models
 
     @model_validator(mode="after")
     def _valid_entries(self) -> "TrainRunConfig":
@@ -205,10 +239,11 @@ def _train_one(name: str, entry: ModelEntry | BlackBoxEntry, config: TrainRunCon
                assignment: SplitAssignment, normalisation: dict[str, Any], out_dir: Path,
                corpus_label: str) -> dict[str, Any]:
     train_config = config.train_config(entry)
-    train_batches = _batches(corpus, assignment, "train", normalisation, train_config.batch_size)
-    val_batches = _batches(corpus, assignment, "val", normalisation, train_config.batch_size)
-    model_config = _model_config(entry.model, len(normalisation["features"]), len(normalisation["targets"]),
-                                 normalisation["current_index"])
+    model_config = _model_config(entry.model, normalisation)
+    window = context_window(model_config)
+    forecast = forecast_windows(model_config)
+    train_batches = _batches(corpus, assignment, "train", normalisation, train_config.batch_size, window, forecast)
+    val_batches = _batches(corpus, assignment, "val", normalisation, train_config.batch_size, window, forecast)
     started = time.perf_counter()
     try:
         trained, result = train_model(name, model_config, train_batches, val_batches, train_config, out_dir / name,
@@ -226,12 +261,15 @@ def _train_one(name: str, entry: ModelEntry | BlackBoxEntry, config: TrainRunCon
 
 
 def _batches(corpus: Corpus, assignment: SplitAssignment, split: str, normalisation: dict[str, Any],
-             batch_size: int) -> list[SequenceBatch]:
+             batch_size: int, context: ContextWindow | None = None,
+             forecast: ForecastWindows | None = None) -> list[SequenceBatch]:
     ranges = assignment.ranges.get(split)
     if not ranges:
         raise ConfigError(f"splits: the {split} split is empty ({len(corpus.cells)} usable cells); training needs "
                           "train and val cells: raise val_fraction or use a corpus with more cells")
-    return make_batches(corpus, ranges, normalisation, batch_size)
+    if forecast is not None:  # a forecaster trains on time windows, not whole records
+        return forecast_batches(corpus, ranges, normalisation, batch_size, forecast)
+    return make_batches(corpus, ranges, normalisation, batch_size, context)
 
 
 

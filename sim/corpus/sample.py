@@ -21,7 +21,7 @@ from scipy.stats import qmc
 
 from sim.protocols import AgeingCampaign, CurrentTrace, Dynamic, Protocol
 from sim.physics import ModelCache, simulate
-from sim.plant import measure_reference
+from sim.plant import NOMINAL_PLANT_VOLTAGE, measure_reference
 from sim.physics import Trajectory
 from sim.errors import SampleTimeout
 from sim.corpus.validity import left_window_message, rows_inside_window
@@ -119,6 +119,9 @@ def _simulate_pair(spec, plan: SamplePlan, record: dict, cache: ModelCache) -> S
     physics = simulate(spec.cell.with_updates(**base), trace, spec.physics, cache=cache, voltage_cutoffs=False)
     if not physics.ok:
         return SampleResult({**record, "status": "failed", "message": f"physics: {physics.message}"})
+    if spec.floor:
+        nominal_cell = plant_cell.with_updates(scales=dict(spec.cell.scales))
+        reference.columns[NOMINAL_PLANT_VOLTAGE] = _nominal_plant_voltage(nominal_cell, trace, spec, cache)
     physics_message = _cut_where_physics_leaves_its_window(measured, reference, physics)
     status = "ok" if reference.status == physics.status == "ok" and not physics_message else "truncated"
     record.update(status=status, message=f"reference: {reference.message}; physics: {physics_message or physics.message}",
@@ -128,6 +131,18 @@ def _simulate_pair(spec, plan: SamplePlan, record: dict, cache: ModelCache) -> S
                   **{f"sensor_{name}": value for name, value in draws.items()})
     return SampleResult(record, series_table(plan.index, measured, physics.columns, truth=reference.columns),
                         cycles_table(plan.index, reference.cycles, physics.cycles))
+
+
+def _nominal_plant_voltage(cell, trace: CurrentTrace, spec, cache: ModelCache) -> np.ndarray:
+    """The plant at nominal variability driven by the measured current: its voltage at every
+    measured row (NaN where its solve failed or stopped early: the floor is then unknown there,
+    which is no reason to lose the sample)."""
+    nominal = simulate(cell, trace, spec.reference.fidelity, cache=cache, voltage_cutoffs=False)
+    voltage = np.full(len(trace.time_s), np.nan)
+    if nominal.ok:
+        values = nominal.columns["Voltage [V]"][: len(voltage)]
+        voltage[: len(values)] = values
+    return voltage
 
 
 def _cut_where_physics_leaves_its_window(measured: dict, reference: Trajectory, physics: Trajectory) -> str:

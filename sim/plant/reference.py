@@ -17,11 +17,15 @@ from sim.physics import Fidelity
 from sim.plant.sensor import SensorSpec, measure
 from sim.physics import Trajectory
 
+# The voltage of the sample's plant at nominal variability (no per-cell scales) driven by the
+# same measured current: the best a model can do that knows the plant population but not the
+# cell (a corpus's ``floor`` option; see sim.corpus.sample).
+NOMINAL_PLANT_VOLTAGE = "Nominal plant voltage [V]"
 # Reference columns kept as ground truth beside the measured channels.
 TRUTH_COLUMNS = ("State of charge", "Loss of lithium inventory [%]",
                  "Loss of active material in negative electrode [%]",
                  "Loss of active material in positive electrode [%]",
-                 "X-averaged negative SEI thickness [m]")
+                 "X-averaged negative SEI thickness [m]", NOMINAL_PLANT_VOLTAGE)
 
 
 class ReferenceSpec(StrictModel):

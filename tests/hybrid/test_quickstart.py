@@ -44,7 +44,7 @@ def test_quickstart_runs_every_stage_and_reports_their_numbers(tmp_path):
                                                            "[4/4] design"]
     metrics = json.loads((out / "run" / "metrics.json").read_text())
     for split, models in metrics["splits"].items():
-        assert set(models) == {"physics", "black_box", "gru"}
+        assert set(models) == {"physics", "black_box", "gru", "floor"}
         assert summary["headline"][split] == {model: figures["rmse_mV"] for model, figures in models.items()}
         assert set(metrics["temperature"][split]) == {"physics", "black_box", "gru"}  # the temperature head
     report = (out / REPORT).read_text()

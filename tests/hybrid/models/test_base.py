@@ -16,7 +16,7 @@ SEQUENCE_CONFIGS = [
     ResidualRNNConfig(input_size=INPUTS, cell="gru", hidden_size=8, layers=2),
     ResidualRNNConfig(input_size=INPUTS, cell="lstm", hidden_size=8, layers=2),
     BlackBoxConfig(input_size=INPUTS, cell="gru", hidden_size=8, layers=1),
-    TwoBranchConfig(input_size=INPUTS, hidden_size=8, reversible_states=4, slowest_time_constant=50.0),
+    TwoBranchConfig(input_size=INPUTS, hidden_size=8, reversible_states=4, slowest_time_constant_s=50.0),
 ]
 
 

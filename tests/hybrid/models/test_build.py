@@ -17,7 +17,7 @@ from tests.hybrid.models.test_base import INPUTS, SEQUENCE_CONFIGS, _model
 ALL_CONFIGS = [
     *SEQUENCE_CONFIGS,
     ResidualRNNConfig(input_size=INPUTS, output_size=2, hidden_size=8, dropout=0.1, bidirectional=True),
-    TwoBranchConfig(input_size=INPUTS, feedforward=False, increment_scale=1e-4, time_constant_limit=5e4),
+    TwoBranchConfig(input_size=INPUTS, feedforward=False, increment_scale=1e-4, time_constant_limit_s=5e4),
     ForecasterConfig(input_size=INPUTS, hidden_size=8, horizon=5, causal_mask=False),
     ForecasterConfig(input_size=INPUTS, hidden_size=8, horizon=5, cell="rnn"),
 ]
@@ -51,9 +51,6 @@ EARLIER_CHECKPOINT_CONFIGS = [
      "dropout": 0.0, "bidirectional": False},
     {"kind": "black_box", "input_size": 5, "output_size": 1, "cell": "lstm", "hidden_size": 32, "layers": 2,
      "dropout": 0.1, "bidirectional": False},
-    {"kind": "two_branch", "input_size": 7, "output_size": 1, "hidden_size": 32, "reversible_states": 8,
-     "irreversible_states": 2, "current_index": 3, "fastest_time_constant": 1.0, "slowest_time_constant": 1000.0,
-     "time_constant_limit": 10000.0, "increment_scale": 0.001, "feedforward": True},
     {"kind": "forecaster", "input_size": 4, "output_size": 1, "hidden_size": 64, "layers": 1, "cell": "gru",
      "horizon": 60, "causal_mask": True},
 ]
@@ -69,6 +66,9 @@ def test_checkpoint_dicts_written_before_still_load_and_write_back_the_same(data
 @pytest.mark.parametrize(("data", "message"), [
     ({"kind": "transformer", "input_size": 3}, "field 'kind' = 'transformer': expected one of 'residual_rnn'"),
     ({"kind": "two_branch", "input_size": 3, "hiden_size": 4}, "unknown key 'hiden_size'; allowed keys: .*hidden_size"),
+    # a two-branch checkpoint from before its time constants were seconds (they were rows)
+    ({"kind": "two_branch", "input_size": 7, "fastest_time_constant": 1.0},
+     "unknown key 'fastest_time_constant'; allowed keys: .*fastest_time_constant_s"),
     ({"kind": "residual_rnn", "input_size": 3, "hidden_size": "64"}, "field 'hidden_size' = '64'"),
 ])
 def test_bad_dicts_name_the_field(data, message):

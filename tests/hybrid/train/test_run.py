@@ -50,7 +50,7 @@ def test_run_directory_records_config_splits_and_normalisation(smoke_run):
 
 def test_default_recipe_is_valid_and_trains_the_documented_models():
     config = load_config(DEFAULT_RUN, TrainRunConfig)
-    assert [name for name, _, _ in config.entries()] == ["black_box", "lstm", "gru", "two_branch"]
+    assert [name for name, _, _ in config.entries()] == ["black_box", "lstm", "gru", "two_branch", "rolling"]
     assert config.train.early_stopping_patience < config.train.epochs
 
 
@@ -58,7 +58,8 @@ def test_default_recipe_is_valid_and_trains_the_documented_models():
     ({"models": [{"name": "gru", "model": {"kind": "residual_rnn", "colour": "red"}}]}, "unknown key 'colour'"),
     ({"models": [{"name": "physics", "model": {"kind": "residual_rnn"}}]}, "reserved"),
     ({"models": [{"name": "gru", "model": {"kind": "residual_rnn", "input_size": 3}}]}, "input_size"),
-    ({"models": [{"name": "x", "model": {"kind": "forecaster"}}]}, "allowed for a hybrid"),
+    ({"models": [{"name": "x", "model": {"kind": "colour"}}]}, "allowed for a hybrid"),
+    ({"models": [{"name": "x", "model": {"kind": "forecaster"}}]}, "field 'context_s' = None"),
     ({"models": [{"name": "gru", "model": {"kind": "residual_rnn"}, "train": {"epochs": 0}}]}, "epochs"),
     ({"splits": {"val_fraction": 0.0}}, None),
 ])

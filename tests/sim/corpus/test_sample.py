@@ -142,3 +142,33 @@ def test_without_a_timeout_no_alarm_is_set(smoke, monkeypatch):
         {**record, "status": "ok"}))
     result = run_sample(smoke.model_copy(update={"timeout_s": None}), 0)
     assert result.record["status"] == "ok" and calls == []
+
+
+# --- the floor: the plant at nominal variability --------------------------------------
+
+
+def test_without_spread_or_sensor_the_nominal_plant_replays_the_plant_voltage(smoke):
+    """With no per-cell variability and true sensors, the nominal plant driven by the measured
+    current is the plant itself: on an HPPC (steps on the sample grid) the floor is only the
+    replay's solver error, well under 1 mV. (On a 1 Hz dynamic profile it is not: the replay
+    holds each interval's mean current, the plant ramps between samples.)"""
+    exact = smoke.model_copy(update={"cells": 2, "floor": True, "reference": smoke.reference.model_copy(
+        update={"variability": {}, "sensor": None})})
+    result = run_sample(exact, 1, ModelCache())
+    assert result.record["protocol_kind"] == "hppc"
+    nominal, voltage = result.series["Nominal plant voltage [V]"], result.series["Voltage [V]"]
+    assert result.record["status"] == "ok" and np.all(np.isfinite(nominal))
+    assert np.sqrt(np.mean((nominal - voltage) ** 2)) < 1e-3
+
+
+def test_the_nominal_plant_differs_from_a_plant_drawn_with_spread(smoke):
+    spread = smoke.model_copy(update={"cells": 1, "floor": True, "reference": smoke.reference.model_copy(
+        update={"variability": {"Negative particle diffusivity [m2.s-1]": 1.0}, "sensor": None})})
+    result = run_sample(spread, 0, ModelCache())
+    assert abs(np.log(result.record["scale_Negative particle diffusivity [m2.s-1]"])) > 0.1  # this draw is off nominal
+    assert np.sqrt(np.mean((result.series["Nominal plant voltage [V]"] - result.series["Voltage [V]"]) ** 2)) > 1e-3
+
+
+def test_without_the_floor_option_there_is_no_nominal_column(smoke):
+    result = run_sample(smoke.model_copy(update={"cells": 1, "floor": False}), 0, ModelCache())
+    assert "Nominal plant voltage [V]" not in result.series
