@@ -14,7 +14,7 @@ from hybrid.data.columns import (
     VOLTAGE,
     VOLTAGE_RESIDUAL,
 )
-from hybrid.data.context import ContextWindow, context_features, context_size, context_window
+from hybrid.data.context import ContextWindow, context_features, context_size, context_targets, context_window
 from hybrid.data.corpus import Record, Corpus, load_corpus
 from hybrid.data.features import (
     FeatureOptions,
@@ -32,4 +32,4 @@ from hybrid.data.splits import (
     assign_splits,
 )
 
-__all__ = ['ContextWindow', 'context_features', 'context_size', 'context_window', 'SequenceBatch', 'AMBIENT', 'CHARGE', 'CURRENT', 'Record', 'Corpus', 'DESIGN_PREFIX', 'FeatureOptions', 'LateLifeSplit', 'PHYSICS_SOC', 'PHYSICS_TEMPERATURE', 'PHYSICS_VOLTAGE', 'SOC', 'SPLIT_NAMES', 'SplitAssignment', 'SplitOptions', 'TEMPERATURE', 'TIME', 'TIME_STEP', 'VOLTAGE', 'VOLTAGE_RESIDUAL', 'assign_splits', 'by_record_assignment', 'cell_inputs', 'cell_targets', 'decode_outputs', 'fit_normalisation', 'load_corpus', 'make_batches', 'replay_protocols']
+__all__ = ['ContextWindow', 'context_features', 'context_size', 'context_targets', 'context_window', 'SequenceBatch', 'AMBIENT', 'CHARGE', 'CURRENT', 'Record', 'Corpus', 'DESIGN_PREFIX', 'FeatureOptions', 'LateLifeSplit', 'PHYSICS_SOC', 'PHYSICS_TEMPERATURE', 'PHYSICS_VOLTAGE', 'SOC', 'SPLIT_NAMES', 'SplitAssignment', 'SplitOptions', 'TEMPERATURE', 'TIME', 'TIME_STEP', 'VOLTAGE', 'VOLTAGE_RESIDUAL', 'assign_splits', 'by_record_assignment', 'cell_inputs', 'cell_targets', 'decode_outputs', 'fit_normalisation', 'load_corpus', 'make_batches', 'replay_protocols']

@@ -52,6 +52,11 @@ def context_size(normalisation: dict[str, Any]) -> int:
     return len(normalisation["features"]) + len(_measured(normalisation))
 
 
+def context_targets(normalisation: dict[str, Any]) -> list[int]:
+    """Output indices of the measured residuals a context row holds, in their column order."""
+    return _measured(normalisation)
+
+
 def context_features(record: Record, normalisation: dict[str, Any], rows: int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``rows`` rows of ``record`` as context: (rows, context_size) float32 features
     (normalised inputs, then the normalised measured residuals, 0 at invalid rows) and the

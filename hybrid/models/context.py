@@ -34,6 +34,11 @@ class ContextResidualConfig(ResidualRNNConfig):
     - ``context_size``: features per context row (set from the data: the model inputs plus the
       measured residuals, see :func:`hybrid.data.context.context_features`).
     - ``descriptor_size``: size of z; ``encoder_channels``: width of the convolutional encoder.
+    - ``innovation``: the encoder also reads the *innovation*, the measured residual minus what
+      the model predicts for the context rows without a context (the population residual), so
+      it sees the cell's deviation from its population rather than the whole mismatch.
+      ``context_targets`` (set from the data) are the output indices of the measured residual
+      columns of the context, in their order.
     - ``conditioning``: how z acts: ``concat`` (z appended to every step's inputs),
       ``initial_state`` (z sets the RNN's initial state) or ``film`` (z scales and shifts the
       RNN's features before the head).
@@ -49,6 +54,8 @@ class ContextResidualConfig(ResidualRNNConfig):
     descriptor_size: int = Field(8, ge=1)
     encoder_channels: int = Field(32, ge=1)
     conditioning: Conditioning = "concat"
+    innovation: bool = True
+    context_targets: list[int] | None = None
     context_window_s: float | None = Field(None, gt=0.0)
     context_max_fraction: float = Field(0.5, gt=0.0, lt=1.0)
     none_probability: float = Field(0.2, ge=0.0, le=1.0)
@@ -95,7 +102,11 @@ class ContextResidual(nn.Module):
         self.config = config
         self.causal = True
         input_size = require_input_size(config)
-        self.encoder = ContextEncoder(config.context_size, config.encoder_channels, config.descriptor_size)
+        if config.innovation and not config.context_targets:
+            raise ConfigError("ContextResidualConfig: field 'context_targets' is empty with innovation = true; "
+                              "allowed: the output indices of the measured residuals (set from the data)")
+        encoded = config.context_size + (len(config.context_targets) if config.innovation else 0)
+        self.encoder = ContextEncoder(encoded, config.encoder_channels, config.descriptor_size)
         extra = config.descriptor_size if config.conditioning == "concat" else 0
         self.rnn = recurrent_layer(config.cell, input_size + extra, config.hidden_size, config.layers, config.dropout)
         states = 2 if config.cell == "lstm" else 1
@@ -113,7 +124,19 @@ class ContextResidual(nn.Module):
         if self.training and self.config.none_probability > 0:
             keep = torch.rand(mask.shape[0], device=mask.device) >= self.config.none_probability
             mask = mask & keep.unsqueeze(1)
+        if self.config.innovation:
+            context = torch.cat([context, self._innovation(context, mask)], dim=-1)
         return (context, mask, None)
+
+    @torch.no_grad()
+    def _innovation(self, context: Tensor, mask: Tensor) -> Tensor:
+        """(batch, rows, measured residuals): measured minus population-predicted residuals over
+        the context rows (0 at invalid rows); data, not a graph: the encoder learns to read it."""
+        inputs = context[..., : self.config.input_size]
+        population, _ = self(inputs)  # (batch, rows, outputs), no context
+        measured = context[..., self.config.input_size:]
+        predicted = population[..., self.config.context_targets]
+        return (measured - predicted) * mask.unsqueeze(-1).to(context.dtype)
 
     def forward(self, x: Tensor, state: State = None) -> tuple[Tensor, State]:
         """Outputs (batch, time, output_size) and the state that continues the sequence.

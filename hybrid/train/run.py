@@ -37,6 +37,7 @@ from hybrid.data import (
     assign_splits,
     context_size,
     context_window,
+    context_targets,
     fit_normalisation,
     load_corpus,
     make_batches,
@@ -72,7 +73,7 @@ class EvaluationOptions(StrictModel):
 
 
 _SET_BY_DATA = ("input_size", "output_size", "current_index", "time_step_index", "time_step_mean_s",
-                "time_step_std_s", "context_size")
+                "time_step_std_s", "context_size", "context_targets")
 
 
 def _model_config(model: dict[str, Any], normalisation: dict[str, Any] | None = None) -> ModelConfig:
@@ -88,7 +89,7 @@ def _model_config(model: dict[str, Any], normalisation: dict[str, Any] | None = 
     if model.get("kind") == TwoBranchConfig.kind:
         sizes |= _two_branch_inputs(normalisation)
     if model.get("kind") == ContextResidualConfig.kind:
-        sizes["context_size"] = context_size(normalisation)
+        sizes |= {"context_size": context_size(normalisation), "context_targets": context_targets(normalisation)}
     if model.get("kind") == ForecasterConfig.kind:
         sizes["output_size"] = 1  # the voltage residual, the one measured target (hybrid.data.windows)
     return config_from_dict({**model, **sizes})

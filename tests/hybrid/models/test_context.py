@@ -16,7 +16,7 @@ def model(conditioning: str, cell: str = "gru", none_probability: float = 0.0) -
     torch.manual_seed(0)
     config = ContextResidualConfig(input_size=3, output_size=2, context_size=4, hidden_size=8, layers=2, cell=cell,
                                    descriptor_size=3, encoder_channels=5, conditioning=conditioning,
-                                   none_probability=none_probability)
+                                   none_probability=none_probability, context_targets=[1])
     return build_model(config).eval()
 
 
@@ -75,3 +75,13 @@ def test_contexts_are_withheld_in_training_only():
 def test_the_config_round_trips_through_a_checkpoint_dict():
     config = model("film").config
     assert config_from_dict(config_to_dict(config)) == config
+
+
+def test_the_innovation_is_the_measured_residual_less_the_population_prediction():
+    net, (x, context, mask) = model("concat"), inputs()
+    population, _ = net(context[..., :3])
+    matching = torch.cat([context[..., :3], population[..., 1:2]], dim=-1)  # measured = predicted
+    torch.testing.assert_close(net._innovation(matching, mask), torch.zeros(2, 12, 1))
+    shifted = matching + torch.tensor([0.0, 0.0, 0.0, 0.5])
+    torch.testing.assert_close(net._innovation(shifted, mask), torch.full((2, 12, 1), 0.5))
+    assert not net._innovation(shifted, torch.zeros_like(mask)).any()  # invalid rows carry nothing

@@ -50,7 +50,7 @@ def test_run_directory_records_config_splits_and_normalisation(smoke_run):
 
 def test_default_recipe_is_valid_and_trains_the_documented_models():
     config = load_config(DEFAULT_RUN, TrainRunConfig)
-    assert [name for name, _, _ in config.entries()] == ["black_box", "lstm", "gru", "two_branch", "rolling"]
+    assert [name for name, _, _ in config.entries()] == ["black_box", "lstm", "gru", "lstm_context", "two_branch", "rolling"]
     assert config.train.early_stopping_patience < config.train.epochs
 
 
