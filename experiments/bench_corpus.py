@@ -15,9 +15,12 @@ Prints one JSON line, every figure measured in this run:
   workers spent inside samples / workers x Ray time), sample_slowdown_vs_serial, and a CPU
   efficiency = serial CPU seconds / CPU seconds of the Ray run (workers, driver, Ray's daemons),
   which is what the wall-clock efficiency tends to on cores nobody else uses.
-- overhead of the corpus machinery (sample planning, sensor model, columns, Parquet writing,
-  journal, consolidation) over the simulate() calls it makes, timed inside the serial run,
-  and over the bare PyBaMM ``Simulation.solve`` calls (which include lazy model discretisation).
+- overhead_pct: the time of the serial run outside the bare PyBaMM solves (``Simulation.solve``
+  and ``Simulation.step``, which include lazy model discretisation) over the time inside them:
+  sample planning, cell preparation, model building, reading the output variables from the
+  solutions (timed apart as output_columns_s), sensor model, Parquet writing, journal,
+  consolidation. Beside it the overhead over the simulate() calls (pct_over_simulate), which
+  hides what simulate() itself adds to the solves (model builds among it).
 - peak driver memory (high-water RSS, a fresh process per size) of a Ray corpus of
   ``--memory-cells`` samples and of one four times larger: the driver keeps no data, so it
   must not grow.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import shutil
@@ -45,31 +49,36 @@ from sim.corpus import CorpusSpec, generate_corpus
 from sim.corpus import run_sample
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = {"parallel_efficiency": 0.9, "overhead_pct": 10.0, "driver_memory_growth": 0.05}
+TARGETS = {"parallel_efficiency": 0.9, "overhead_pct": 5.0, "driver_memory_growth": 0.05}
+PYBAMM_SOLVES = ((pybamm.Simulation, "solve"), (pybamm.Simulation, "step"))
 
 
 @contextlib.contextmanager
-def time_spent_in(owner, name: str):
-    """Patch ``owner.name`` to add the seconds spent in it to the yielded list's one entry
-    (outermost calls only: PyBaMM's Simulation.solve calls itself)."""
-    original = getattr(owner, name)
+def time_spent_in(*targets: tuple[object, str]):
+    """Patch each ``owner.name`` of ``targets`` to add the seconds spent in them to the yielded
+    list's one entry (outermost calls only: PyBaMM's Simulation.solve calls itself)."""
+    originals = [getattr(owner, name) for owner, name in targets]
     spent, depth = [0.0], [0]
 
-    def timed(*args, **kwargs):
-        started = time.perf_counter()
-        depth[0] += 1
-        try:
-            return original(*args, **kwargs)
-        finally:
-            depth[0] -= 1
-            if depth[0] == 0:
-                spent[0] += time.perf_counter() - started
+    def timed(original):
+        def call(*args, **kwargs):
+            started = time.perf_counter()
+            depth[0] += 1
+            try:
+                return original(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    spent[0] += time.perf_counter() - started
+        return call
 
-    setattr(owner, name, timed)
+    for (owner, name), original in zip(targets, originals):
+        setattr(owner, name, timed(original))
     try:
         yield spent
     finally:
-        setattr(owner, name, original)
+        for (owner, name), original in zip(targets, originals):
+            setattr(owner, name, original)
 
 
 def _warm_up_sample(spec: CorpusSpec, index: int) -> int:
@@ -83,12 +92,14 @@ def run_serial(spec: CorpusSpec, warm_spec: CorpusSpec, warm_indices: range, out
     for index in warm_indices:
         run_sample(warm_spec, index)
     warm_up_s = time.perf_counter() - started
-    with time_spent_in(sim.corpus.sample, "simulate") as simulate_s, time_spent_in(pybamm.Simulation, "solve") as solve_s:
+    simulate_module = importlib.import_module("sim.physics.simulate")  # the package re-exports its function
+    with time_spent_in((sim.corpus.sample, "simulate")) as simulate_s, time_spent_in(*PYBAMM_SOLVES) as solve_s, \
+            time_spent_in((simulate_module, "output_columns")) as columns_s:
         started, cpu_started = time.perf_counter(), time.process_time()
         generate_corpus(spec, out, progress=False)
         wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     return {"wall_s": wall_s, "cpu_s": cpu_s, "warm_up_s": warm_up_s, "simulate_s": simulate_s[0],
-            "solve_s": solve_s[0]}
+            "solve_s": solve_s[0], "output_columns_s": columns_s[0]}
 
 
 def run_ray(spec: CorpusSpec, warm_spec: CorpusSpec, warm_indices: range, out: Path, workers: int) -> dict:
@@ -213,8 +224,8 @@ def summarise(args: argparse.Namespace, measured: dict) -> dict:
     end_to_end = (serial["warm_up_s"] + serial["wall_s"]) / (
         workers * (ray_run["start_s"] + ray_run["warm_up_s"] + ray_run["wall_s"]))
     ray_cpu_s = ray_run["worker_cpu_s"] + ray_run["driver_cpu_s"] + ray_run["ray_daemons_cpu_s"]
-    machinery_s = serial["wall_s"] - serial["simulate_s"]
-    overhead_pct = 100.0 * machinery_s / serial["simulate_s"]
+    machinery_s = serial["wall_s"] - serial["solve_s"]
+    overhead_pct = 100.0 * machinery_s / serial["solve_s"]
     growth = memory[1]["peak_rss_MiB"] / memory[0]["peak_rss_MiB"] - 1.0
     return {
         "spec": str(args.spec), "cells": args.cells, "workers": workers, "cpu_count": os.cpu_count(),
@@ -231,6 +242,7 @@ def summarise(args: argparse.Namespace, measured: dict) -> dict:
             "sample_slowdown_vs_serial": round(measured["ray_sample_s"] / float(samples["wall_s"].sum()), 3)},
         "parallel_efficiency": round(efficiency, 3),
         "parallel_efficiency_with_start_up": round(end_to_end, 3),
+        "overhead_pct": round(overhead_pct, 2),
         "cpu": {"serial_s": round(serial["cpu_s"], 2), "ray_workers_s": round(ray_run["worker_cpu_s"], 2),
                 "ray_driver_s": round(ray_run["driver_cpu_s"], 2),
                 "ray_daemons_s": round(ray_run["ray_daemons_cpu_s"], 2),
@@ -238,13 +250,15 @@ def summarise(args: argparse.Namespace, measured: dict) -> dict:
                 "ray_worker_cpu_share": round(ray_run["worker_cpu_s"] / (workers * ray_run["wall_s"]), 3),
                 "cpu_efficiency": round(serial["cpu_s"] / ray_cpu_s, 3)},
         "overhead": {"per_sample_ms": round(1000.0 * machinery_s / args.cells, 1),
-                     "pct_over_simulate": round(overhead_pct, 2),
-                     "pct_over_pybamm_solve":
-                         round(100.0 * (serial["wall_s"] - serial["solve_s"]) / serial["solve_s"], 2),
-                     "simulate_s": round(serial["simulate_s"], 2), "pybamm_solve_s": round(serial["solve_s"], 2)},
+                     "pct_over_pybamm_solve": round(overhead_pct, 2),
+                     "pct_over_simulate":
+                         round(100.0 * (serial["wall_s"] - serial["simulate_s"]) / serial["simulate_s"], 2),
+                     "pybamm_solve_s": round(serial["solve_s"], 2), "simulate_s": round(serial["simulate_s"], 2),
+                     "output_columns_s": round(serial["output_columns_s"], 2)},
         "driver_memory": {"small": memory[0], "large": memory[1], "peak_growth_pct": round(100.0 * growth, 2)},
         "targets_met": {"parallel_efficiency>=0.9": efficiency >= TARGETS["parallel_efficiency"],
-                        "overhead<=10%": overhead_pct <= TARGETS["overhead_pct"],
+                        "parallel_efficiency_with_start_up>=0.9": end_to_end >= TARGETS["parallel_efficiency"],
+                        "overhead<=5%": overhead_pct <= TARGETS["overhead_pct"],
                         "driver_memory_flat(<5%)": growth <= TARGETS["driver_memory_growth"]},
     }
 

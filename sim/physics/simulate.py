@@ -1,10 +1,11 @@
 """simulate(): one cell + protocol + fidelity -> Trajectory.
 
 Build once, solve many: a :class:`ModelCache` keeps built PyBaMM simulations keyed by what
-changes the model's structure (fidelity, parameter set, geometry, ambient temperature,
-protocol). Everything else about the cell (porosities, active fractions, overrides, capacity,
-initial concentrations) goes in as ``[input]`` parameters, so a new cell with the same
-structure re-solves without a rebuild.
+changes the model's structure (fidelity, parameter set, geometry, ambient temperature, an
+experiment's steps, a current trace's unit). Everything else about the cell (porosities,
+active fractions, overrides, capacity, initial concentrations) and a current trace's knots go
+in as ``[input]`` parameters, so a new cell or a new measured current re-solves without a
+rebuild.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sim.errors import ConfigError, SimulationError
 from sim.physics.fidelity import Fidelity, build_model, complete_parameters
 from sim.protocols import CompiledProtocol, CurrentTrace, Protocol, VoltageWindow, compile_protocol
 from sim.physics.summary import cycle_boundaries, cycle_summary, output_columns
+from sim.physics.trace_inputs import CHUNK_KNOTS, trace_chunks, trace_current
 from sim.physics.trajectory import Trajectory
 
 log = logging.getLogger(__name__)
@@ -110,7 +112,7 @@ def simulate(cell: CellSpec, protocol: Protocol | CurrentTrace, fidelity: Fideli
     try:
         prepared = prepare_cell(cell, fidelity)
         compiled = compile_protocol(protocol, prepared.window)
-        key = _cache_key(cell, metadata["protocol"], fidelity, prepared) + (voltage_cutoffs,)
+        key = _cache_key(cell, _model_protocol(metadata["protocol"], compiled), fidelity, prepared) + (voltage_cutoffs,)
         simulation = cache.get(key, lambda: _build(fidelity, prepared, compiled, voltage_cutoffs))
         solution = _solve(simulation, protocol, compiled, prepared.inputs)
         trajectory = _to_trajectory(solution, compiled, cell, prepared, protocol)
@@ -135,6 +137,14 @@ def describe_protocol(protocol: Protocol | CurrentTrace) -> dict:
     return protocol.model_dump(mode="json")
 
 
+def _model_protocol(description: dict, compiled: CompiledProtocol) -> dict:
+    """What of the protocol the built model depends on: an experiment's steps, but of a
+    current trace only its unit and chunk size (its knots are solver inputs)."""
+    if compiled.trace is None:
+        return description
+    return {"trace_unit": compiled.trace_unit, "chunk_knots": CHUNK_KNOTS}
+
+
 def _cache_key(cell: CellSpec, protocol: dict, fidelity: Fidelity, prepared: PreparedCell) -> tuple:
     geometry = tuple(sorted((name, value) for name, value in cell.named_parameters().items()
                             if name in GEOMETRIC_PARAMETERS))
@@ -152,9 +162,8 @@ def _build(fidelity: Fidelity, prepared: PreparedCell, compiled: CompiledProtoco
                    for name, input_name in prepared.scales.items()})
     solver = pybamm.IDAKLUSolver()
     if compiled.trace is not None:
-        time_s, current = compiled.trace
         # linear interpolation: between samples the current ramps, so sampled steps keep their charge
-        current_function = pybamm.Interpolant(time_s, current, pybamm.t, interpolator="linear")
+        current_function = trace_current(CHUNK_KNOTS)
         if compiled.trace_unit == "C":
             current_function = current_function * pybamm.InputParameter(CAPACITY_INPUT)
         values["Current function [A]"] = current_function
@@ -168,20 +177,42 @@ def _build(fidelity: Fidelity, prepared: PreparedCell, compiled: CompiledProtoco
 
 def _solve(simulation: pybamm.Simulation, protocol: Protocol | CurrentTrace, compiled: CompiledProtocol,
            inputs: dict) -> pybamm.Solution:
+    if compiled.trace is None:
+        return simulation.solve(inputs=inputs)
+    # a held current stops at every knot: an adaptive step grown during a long rest would
+    # otherwise step over a 1 s pulse or smear the ends of the holds
+    return _solve_trace(simulation, compiled.trace, _output_times(protocol, compiled), inputs,
+                        stop_at_knots=isinstance(protocol, CurrentTrace))
+
+
+def _output_times(protocol: Protocol | CurrentTrace, compiled: CompiledProtocol) -> np.ndarray | None:
+    """The times [s] a trace's solution is reported at: a current trace's samples, a profile's
+    knots; None for an experiment (reported at its own output periods)."""
     if isinstance(protocol, CurrentTrace):
-        # stop at every knot of the held current: an adaptive step grown during a long rest
-        # would otherwise step over a 1 s pulse or smear the ends of the holds
-        return simulation.solve(t_eval=compiled.trace[0], t_interp=protocol.time_s, inputs=inputs)
-    if compiled.trace is not None:
-        time_s = compiled.trace[0]
-        return simulation.solve(t_eval=[time_s[0], time_s[-1]], t_interp=time_s, inputs=inputs)
-    return simulation.solve(inputs=inputs)
+        return protocol.time_s
+    return None if compiled.trace is None else compiled.trace[0]
+
+
+def _solve_trace(simulation: pybamm.Simulation, trace: tuple[np.ndarray, np.ndarray], output_times: np.ndarray,
+                 inputs: dict, stop_at_knots: bool) -> pybamm.Solution:
+    """Step through the trace (knot times [s], values) a chunk of knots at a time, the knots
+    as inputs of the one built model and the state carried over; outputs at ``output_times``."""
+    solution, solved_until = pybamm.EmptySolution(t=trace[0][0]), -np.inf
+    for times, knot_inputs in trace_chunks(*trace, CHUNK_KNOTS):
+        relative = times - times[0]  # a step counts time from where the last one ended
+        outputs = output_times[(output_times > solved_until) & (output_times <= times[-1])]
+        solution = simulation.step(relative[-1], t_eval=relative if stop_at_knots else relative[[0, -1]],
+                                   t_interp=outputs - times[0], starting_solution=solution,
+                                   inputs=inputs | knot_inputs)
+        if solution.termination != "final time":  # a voltage cut-off ended it
+            break
+        solved_until = times[-1]
+    return solution
 
 
 def _to_trajectory(solution: pybamm.Solution, compiled: CompiledProtocol, cell: CellSpec,
                    prepared: PreparedCell, protocol: Protocol) -> Trajectory:
-    at_times = protocol.time_s if isinstance(protocol, CurrentTrace) else None
-    columns = output_columns(solution, cell, prepared.capacity_Ah, at_times)
+    columns = output_columns(solution, cell, prepared.capacity_Ah, _output_times(protocol, compiled))
     if isinstance(protocol, CurrentTrace) and protocol.boundaries:
         boundaries = list(protocol.boundaries)
         tags = [tag for tag, _, _ in boundaries]

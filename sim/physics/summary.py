@@ -43,19 +43,29 @@ def output_columns(solution: pybamm.Solution, cell: CellSpec, capacity_Ah: float
                    at_times: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Time series with PyBaMM names and SI units; duplicate times at step boundaries are
     dropped (keeping the value after the boundary) so time is strictly increasing.
-    ``at_times`` keeps only the solver outputs at exactly those times."""
+    ``at_times`` keeps only the solver outputs at those times (those solved)."""
     columns = {}
     for variable, column in OUTPUT_VARIABLES.items():
         values = _values(solution, variable)
         if values is not None and values.shape == solution.t.shape:
             columns[column] = values
     keep = np.append(np.diff(columns["Time [s]"]) > 1e-9, True)  # boundaries repeat to ~1e-13 s
-    if at_times is not None:
-        keep &= np.isin(columns["Time [s]"], at_times)
     columns = {name: values[keep] for name, values in columns.items()}
-    columns["Ambient temperature [K]"] = np.full(keep.sum(), cell.ambient_temperature_K)
+    if at_times is not None:
+        rows, solved_times = _rows_at(columns["Time [s]"], at_times)
+        columns = {name: values[rows] for name, values in columns.items()} | {"Time [s]": solved_times}
+    columns["Ambient temperature [K]"] = np.full(len(columns["Time [s]"]), cell.ambient_temperature_K)
     columns["State of charge"] = cell.initial_soc - columns["Discharge capacity [A.h]"] / capacity_Ah
     return columns
+
+
+def _rows_at(times: np.ndarray, at_times: np.ndarray, tolerance_s: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``times`` nearest to each of ``at_times`` and the at_times matched within
+    ``tolerance_s`` (a stepped solve restarts one float step after a boundary)."""
+    after = np.clip(np.searchsorted(times, at_times), 1, len(times) - 1)
+    nearest = np.where(np.abs(times[after] - at_times) < np.abs(times[after - 1] - at_times), after, after - 1)
+    matched = np.abs(times[nearest] - at_times) <= tolerance_s
+    return nearest[matched], at_times[matched]
 
 
 def cycle_boundaries(solution: pybamm.Solution, tags: list[str]) -> list[tuple[str, float, float]]:

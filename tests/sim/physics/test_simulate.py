@@ -1,5 +1,7 @@
 """Physics sanity of simulate(): capacity, cut-offs, heating, ageing, hysteresis, reuse."""
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -117,6 +119,36 @@ def test_current_trace_reproduces_the_source_trajectory():
     np.testing.assert_allclose(replay["Discharge capacity [A.h]"], source["Discharge capacity [A.h]"], atol=1e-6)
     rmse = np.sqrt(np.mean((replay["Voltage [V]"] - source["Voltage [V]"]) ** 2))
     assert rmse < 0.01
+
+
+def _hppc_trace(rows: int | None = None) -> CurrentTrace:
+    source = simulate(CellSpec(), HPPC(levels=2), Fidelity(), raise_on_failure=True)
+    return CurrentTrace(*(source[name][:rows] for name in ("Time [s]", "Current [A]", "Discharge capacity [A.h]")))
+
+
+def test_one_built_model_serves_current_traces_of_any_length():
+    """The physics counterpart: a new measured current re-solves without a rebuild, and what a
+    reused model gives does not depend on the traces it solved before."""
+    cache = ModelCache()
+    long, short = _hppc_trace(), _hppc_trace(rows=300)
+    simulate(CellSpec(), long, Fidelity(), cache=cache, voltage_cutoffs=False)
+    reused = simulate(CellSpec(initial_soc=0.9), short, Fidelity(), cache=cache, voltage_cutoffs=False)
+    assert cache.builds == 1 and reused.status == "ok"
+    fresh = simulate(CellSpec(initial_soc=0.9), short, Fidelity(), cache=ModelCache(), voltage_cutoffs=False)
+    np.testing.assert_array_equal(reused["Time [s]"], short.time_s)
+    np.testing.assert_array_equal(reused["Voltage [V]"], fresh["Voltage [V]"])
+
+
+def test_a_trace_solved_in_chunks_matches_one_solve_within_solver_tolerance(monkeypatch):
+    """Chunking restarts the integrator every CHUNK_KNOTS knots: the voltage moves by less than
+    the solver's own error (IDAKLU's default rtol 1e-4 leaves ~0.2 mV against a converged solve)."""
+    trace = _hppc_trace()
+    chunked = simulate(CellSpec(), trace, Fidelity(), cache=ModelCache(), voltage_cutoffs=False)
+    monkeypatch.setattr(importlib.import_module("sim.physics.simulate"), "CHUNK_KNOTS", 2 * len(trace.time_s) + 1)
+    whole = simulate(CellSpec(), trace, Fidelity(), cache=ModelCache(), voltage_cutoffs=False)
+    np.testing.assert_array_equal(chunked["Time [s]"], whole["Time [s]"])
+    np.testing.assert_allclose(chunked["Discharge capacity [A.h]"], whole["Discharge capacity [A.h]"], atol=1e-9)
+    assert np.abs(chunked["Voltage [V]"] - whole["Voltage [V]"]).max() < 1e-4
 
 
 def test_ripple_is_point_sampled_into_current_and_voltage():
