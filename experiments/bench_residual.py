@@ -16,6 +16,8 @@ whichever the corpus has) the voltage RMSE [mV] as mean and (population) sd over
 - the best context hybrid (the same choice among context-conditioned hybrids), predicting
   each record after its characterisation window, and the same model without a context;
 - their ratios to physics and to the floor, against the issue's targets;
+- with a forecaster (kind forecaster), its rolling RMSE at its horizon beside the last measured
+  residual held (hold_last), physics and the open-loop hybrid on the same forecast rows;
 - seconds per training epoch of the context hybrid over the open-loop one.
 
 Every split scores the same rows for every model: rows inside a context window are left out
@@ -65,7 +67,7 @@ def run_seed(config: dict, corpus: Path, seed: int, out: Path) -> dict:
     report = evaluate_run(run_dir, corpus)
     epoch_s = {name: entry["seconds"] / max(entry["epochs_run"], 1) for name, entry in summary["models"].items()}
     kinds = {name: entry["kind"] for name, entry in summary["models"].items()}
-    return {"splits": report["splits"], "epoch_s": epoch_s, "kinds": kinds}
+    return {"splits": report["splits"], "rolling": report.get("rolling", {}), "epoch_s": epoch_s, "kinds": kinds}
 
 
 def best_on_validation(runs: list[dict], names: list[str]) -> str | None:
@@ -96,11 +98,26 @@ def figures(runs: list[dict]) -> dict:
                 row[f"{label}_vs_physics"] = over_seeds([t[models[label]]["rmse_mV"] / t["physics"]["rmse_mV"] for t in tables])
                 if "floor" in row:
                     row[f"{label}_vs_floor"] = over_seeds([t[models[label]]["rmse_mV"] / t["floor"]["rmse_mV"] for t in tables])
-        result["splits"][split] = row
+        result["splits"][split] = row | _rolling(runs, split, open_loop)
     if open_loop and context:
         result["context_epoch_time_ratio"] = over_seeds([run["epoch_s"][context] / run["epoch_s"][open_loop] for run in runs])
     result["targets"] = _targets(result)
     return result
+
+
+def _rolling(runs: list[dict], split: str, open_loop: str | None) -> dict:
+    """The first forecaster's rolling RMSE [mV] on ``split``, with hold_last and the open-loop
+    hybrid on the same forecast rows (empty without a forecaster)."""
+    forecasters = [name for name, kind in runs[0]["kinds"].items() if kind == "forecaster"]
+    if not forecasters or split not in runs[0]["rolling"]:
+        return {}
+    tables = [run["rolling"][split] for run in runs]
+    names = {"rolling": forecasters[0], "rolling_hold_last": "hold_last", "rolling_open_loop": open_loop,
+             "rolling_physics": "physics"}
+    row = {label: over_seeds([table[name]["rmse_mV"] for table in tables])
+           for label, name in names.items() if name in tables[0]}
+    row["rolling_horizon_s"] = tables[0][forecasters[0]]["horizon_s"]
+    return row
 
 
 def _targets(result: dict) -> dict:

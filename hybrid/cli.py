@@ -86,7 +86,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from hybrid.train import train_run
 
-    summary = train_run(args.config, args.corpus, args.out)
+    # only the options given: without them, train_run's defaults (in memory, one process)
+    given = {"streaming": args.stream, "workers": args.workers, "address": args.address}
+    summary = train_run(args.config, args.corpus, args.out, **{name: value for name, value in given.items()
+                                                                 if value is not None and value is not False})
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -182,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", type=Path, help="YAML training config (see configs/train/)")
     train.add_argument("--corpus", type=Path, required=True, help="corpus directory")
     train.add_argument("--out", type=Path, required=True, help="run directory")
+    train.add_argument("--stream", action="store_true", help="read records from the corpus shards as needed "
+                       "(bounded memory, same result) instead of loading the corpus")
+    train.add_argument("--workers", type=int, default=None, help="data-parallel Ray Train workers (streams; "
+                       "default: one process)")
+    train.add_argument("--address", default=None, help="Ray cluster address for --workers, e.g. 10.0.0.1:6379 "
+                       "(corpus and --out on a shared filesystem)")
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a trained run against physics-only and black-box")

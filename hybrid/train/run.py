@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +37,17 @@ from hybrid.data import (
     SplitOptions,
     assign_splits,
     context_size,
-    context_window,
     context_targets,
+    context_window,
     fit_normalisation,
     load_corpus,
     make_batches,
 )
+from hybrid.data.stream import is_streamed, open_corpus, stream_batches, stream_normalisation, stream_splits
 from hybrid.data.windows import ForecastWindows, forecast_batches, forecast_windows
 from hybrid.models import ContextResidualConfig, ForecasterConfig, ModelConfig, TwoBranchConfig, config_from_dict
 from hybrid.train.config import TrainConfig
+from hybrid.train.distributed import check_workers, train_distributed, training_cluster
 from hybrid.train.recipes import train_model
 from sim.config import StrictModel, load_config, validate
 from sim.errors import ConfigError, DataError, TrainingDiverged
@@ -195,13 +198,23 @@ class TrainRunConfig(StrictModel):
 # --- training -----------------------------------------------------------------------------
 
 
-def train_run(config_path: Path, corpus_dir: Path, out_dir: Path) -> dict[str, Any]:
-    """Train the run described by the YAML file ``config_path`` on ``corpus_dir`` into ``out_dir``."""
-    return train_from_config(load_config(config_path, TrainRunConfig), corpus_dir, out_dir)
+def train_run(config_path: Path, corpus_dir: Path, out_dir: Path, *, streaming: bool = False,
+              workers: int | None = None, address: str | None = None) -> dict[str, Any]:
+    """Train the run described by the YAML file ``config_path`` on ``corpus_dir`` into ``out_dir``
+    (``streaming``, ``workers``, ``address``: see :func:`train_from_config`)."""
+    return train_from_config(load_config(config_path, TrainRunConfig), corpus_dir, out_dir, streaming=streaming,
+                             workers=workers, address=address)
 
 
-def train_from_config(config: TrainRunConfig, corpus_dir: Path, out_dir: Path) -> dict[str, Any]:
+def train_from_config(config: TrainRunConfig, corpus_dir: Path, out_dir: Path, *, streaming: bool = False,
+                      workers: int | None = None, address: str | None = None) -> dict[str, Any]:
     """Train the black box and every hybrid of ``config``; returns (and writes) the summary.
+
+    ``streaming``: read each record from its corpus shard when it is needed instead of loading
+    the corpus, for corpora larger than memory; memory stays bounded and the result is the same
+    (:mod:`hybrid.data.stream`). ``workers``: train each model data-parallel with that many Ray
+    Train workers, streaming, on this machine or on the Ray cluster at ``address``
+    (:mod:`hybrid.train.distributed`).
 
     Raises ConfigError if ``out_dir`` already holds a run or the splits leave no train or
     validation cells, DataError if the corpus is unusable.
@@ -209,10 +222,16 @@ def train_from_config(config: TrainRunConfig, corpus_dir: Path, out_dir: Path) -
     out_dir, corpus_dir = Path(out_dir), Path(corpus_dir)
     if (out_dir / RUN_CONFIG).exists():
         raise ConfigError(f"out_dir {out_dir} already holds a run ({RUN_CONFIG}); allowed: a new directory")
-    corpus = load_corpus(corpus_dir)
-    assignment = assign_splits(corpus, config.splits)
-    normalisation = {family: fit_normalisation(corpus, assignment, config.features, family)
-                     for family in ("black_box", "hybrid")}
+    check_workers(workers, address)
+    if streaming or workers is not None:
+        corpus = open_corpus(corpus_dir)
+        assignment = stream_splits(corpus, config.splits)
+        normalisation = stream_normalisation(corpus, assignment, config.features, ("black_box", "hybrid"))
+    else:
+        corpus = load_corpus(corpus_dir)
+        assignment = assign_splits(corpus, config.splits)
+        normalisation = {family: fit_normalisation(corpus, assignment, config.features, family)
+                         for family in ("black_box", "hybrid")}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_run_file(out_dir / RUN_CONFIG, config.model_dump(mode="json"))
     write_run_file(out_dir / SPLITS, assignment.to_dict())
@@ -221,16 +240,18 @@ def train_from_config(config: TrainRunConfig, corpus_dir: Path, out_dir: Path) -
     # and the design space the hybrid was trained on
     write_run_file(out_dir / CORPUS_MANIFEST, read_run_file(corpus_dir / "manifest.json"))
     models = {}
-    for name, family, entry in config.entries():
-        log.info("training %s (%s)", name, family)
-        models[name] = _train_one(name, entry, config, corpus, assignment, normalisation[family], out_dir,
-                                  str(corpus_dir))
+    with training_cluster(workers, address):
+        for name, family, entry in config.entries():
+            log.info("training %s (%s)", name, family)
+            models[name] = _train_one(name, entry, config, corpus, assignment, normalisation[family], out_dir,
+                                      str(corpus_dir), workers)
     summary = {
         "run": config.name, "run_dir": str(out_dir), "corpus": str(corpus_dir),
         "splits": {split: assignment.sample_ids(split) for split in assignment.names()},
         "features": {family: norm["features"] for family, norm in normalisation.items()},
         "dropped_features": {family: norm["dropped_features"] for family, norm in normalisation.items()},
         "models": models,
+        "data": {"streamed": is_streamed(corpus), "workers": workers or 1},
     }
     write_run_file(out_dir / SUMMARY, summary)
     return summary
@@ -238,18 +259,25 @@ def train_from_config(config: TrainRunConfig, corpus_dir: Path, out_dir: Path) -
 
 def _train_one(name: str, entry: ModelEntry | BlackBoxEntry, config: TrainRunConfig, corpus: Corpus,
                assignment: SplitAssignment, normalisation: dict[str, Any], out_dir: Path,
-               corpus_label: str) -> dict[str, Any]:
+               corpus_label: str, workers: int | None = None) -> dict[str, Any]:
     train_config = config.train_config(entry)
     model_config = _model_config(entry.model, normalisation)
     window = context_window(model_config)
     forecast = forecast_windows(model_config)
-    train_batches = _batches(corpus, assignment, "train", normalisation, train_config.batch_size, window, forecast)
-    val_batches = _batches(corpus, assignment, "val", normalisation, train_config.batch_size, window, forecast)
+    extra = {"model_name": name, "run": config.name, "corpus": corpus_label}
     started = time.perf_counter()
     try:
-        trained, result = train_model(name, model_config, train_batches, val_batches, train_config, out_dir / name,
-                                      normalisation=normalisation,
-                                      extra={"model_name": name, "run": config.name, "corpus": corpus_label})
+        if workers is not None:  # the workers build their batches from the shards
+            trained, result = train_distributed(
+                name, model_config, corpus, _ranges(corpus, assignment, "train"), _ranges(corpus, assignment, "val"),
+                normalisation, train_config, out_dir / name, workers=workers, context=window, forecast=forecast,
+                extra=extra)
+        else:
+            train_batches = _batches(corpus, assignment, "train", normalisation, train_config.batch_size, window,
+                                     forecast)
+            val_batches = _batches(corpus, assignment, "val", normalisation, train_config.batch_size, window, forecast)
+            trained, result = train_model(name, model_config, train_batches, val_batches, train_config, out_dir / name,
+                                          normalisation=normalisation, extra=extra)
     except TrainingDiverged as error:  # a run trains several models: say which one to fix
         raise TrainingDiverged(f"model '{name}' ({out_dir / name}): {error}") from None
     speeds = [epoch["steps_per_second"] for epoch in result.history]
@@ -263,15 +291,22 @@ def _train_one(name: str, entry: ModelEntry | BlackBoxEntry, config: TrainRunCon
 
 def _batches(corpus: Corpus, assignment: SplitAssignment, split: str, normalisation: dict[str, Any],
              batch_size: int, context: ContextWindow | None = None,
-             forecast: ForecastWindows | None = None) -> list[SequenceBatch]:
-    ranges = assignment.ranges.get(split)
-    if not ranges:
-        raise ConfigError(f"splits: the {split} split is empty ({len(corpus.cells)} usable cells); training needs "
-                          "train and val cells: raise val_fraction or use a corpus with more cells")
+             forecast: ForecastWindows | None = None) -> Sequence[SequenceBatch]:
+    ranges = _ranges(corpus, assignment, split)
+    if is_streamed(corpus):  # each batch read from the shards when fit asks for it
+        return stream_batches(corpus, ranges, normalisation, batch_size, context, forecast)
     if forecast is not None:  # a forecaster trains on time windows, not whole records
         return forecast_batches(corpus, ranges, normalisation, batch_size, forecast)
     return make_batches(corpus, ranges, normalisation, batch_size, context)
 
+
+def _ranges(corpus: Corpus, assignment: SplitAssignment, split: str) -> dict[int, tuple[int, int]]:
+    """The rows of ``split``; ConfigError when it is empty."""
+    ranges = assignment.ranges.get(split)
+    if not ranges:
+        raise ConfigError(f"splits: the {split} split is empty ({len(corpus.cells)} usable cells); training needs "
+                          "train and val cells: raise val_fraction or use a corpus with more cells")
+    return ranges
 
 
 def read_run_file(path: Path) -> Any:
