@@ -127,8 +127,7 @@ def load_corpus(path: str | Path) -> Corpus:
         rows = rows.sort_values(TIME, kind="stable")
         columns = {name: rows[name].to_numpy(dtype=float) for name in numeric}
         # a non-finite physics voltage only invalidates its rows (Record.valid_rows)
-        bad = [name for name in numeric if not np.all(np.isfinite(columns[name])) and name != PHYSICS_VOLTAGE
-               and (name in REQUIRED_SERIES or name.startswith(PHYSICS_PREFIX) or name == SOC)]
+        bad = [name for name in numeric if must_be_finite(name) and not np.all(np.isfinite(columns[name]))]
         if bad:
             log.warning("sample %s: non-finite values in '%s'; skipped", sample_id, bad[0])
             continue
@@ -140,6 +139,12 @@ def load_corpus(path: str | Path) -> Corpus:
     manifest = path / "manifest.json"
     spec = json.loads(manifest.read_text()).get("spec", {}) if manifest.is_file() else {}
     return Corpus(path, samples, cells, physics_columns, design_columns, spec)
+
+
+def must_be_finite(name: str) -> bool:
+    """Whether a non-finite value in series column ``name`` makes its sample unusable (a
+    non-finite physics voltage only invalidates its rows, see Record.valid_rows)."""
+    return name != PHYSICS_VOLTAGE and (name in REQUIRED_SERIES or name.startswith(PHYSICS_PREFIX) or name == SOC)
 
 
 def _read_parts(folder: Path, required: bool = True) -> pd.DataFrame:

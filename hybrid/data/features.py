@@ -151,33 +151,49 @@ def fit_normalisation(corpus: Corpus, assignment: SplitAssignment, options: Feat
     if not train:
         raise DataError("the train split is empty; nothing to compute normalisation statistics on")
     names = candidate_features(corpus, options, family)
-    values = _stack(corpus, train, names, options.max_residual_V)
-    mean, std = values.mean(axis=0), values.std(axis=0)
-    current = names.index(CURRENT)
-    mean[current], std[current] = 0.0, float(np.sqrt(np.mean(values[:, current] ** 2)))
-    keep = [k for k, name in enumerate(names) if std[k] > _resolution(name, mean[k])]
-    if current not in keep:
-        raise DataError("the training cells carry no current; a model of the residual needs current")
     targets = target_names(family, options.soc_head, options.temperature_head)
+    present = set.intersection(*(set(corpus.cells[i].columns) for i in train))
+    require_head_columns(present, options, family)
+    values = _stack(corpus, train, names + targets, options.max_residual_V)
+    statistics = {name: (float(values[:, k].mean()), float(values[:, k].std()), float(np.sqrt(np.mean(values[:, k] ** 2))))
+                  for k, name in enumerate(names + targets)}
+    return normalisation_from_statistics(family, names, targets, statistics, options)
+
+
+def require_head_columns(present: set[str], options: FeatureOptions, family: Family) -> None:
+    """ConfigError when a head is on but the corpus (columns ``present``) lacks what its target
+    is made of."""
     for head, on, truth, physics in (("soc_head", options.soc_head, SOC, PHYSICS_SOC),
                                      ("temperature_head", options.temperature_head, TEMPERATURE, PHYSICS_TEMPERATURE)):
         needed = (truth, physics) if family == "hybrid" else (truth,)
-        absent = [name for name in needed if on and any(name not in corpus.cells[i].columns for i in train)]
+        absent = [name for name in needed if on and name not in present]
         if absent:
             raise ConfigError(f"features.{head} = true, but the corpus has no '{absent[0]}' column; "
                               f"allowed: {head}: false")
-    target_values = _stack(corpus, train, targets, options.max_residual_V)
-    target_std = [max(float(s), _TARGET_SCALE_FLOOR[name]) for s, name in zip(target_values.std(axis=0), targets)]
+
+
+def normalisation_from_statistics(family: Family, features: list[str], targets: list[str],
+                                  statistics: dict[str, tuple[float, float, float]],
+                                  options: FeatureOptions) -> dict[str, Any]:
+    """fit_normalisation's dict from each column's (mean, std, root mean square) over the valid
+    training rows (however they were gathered: in memory, or streamed shard by shard)."""
+    mean = np.array([statistics[name][0] for name in features])
+    std = np.array([statistics[name][1] for name in features])
+    current = features.index(CURRENT)
+    mean[current], std[current] = 0.0, statistics[CURRENT][2]
+    keep = [k for k, name in enumerate(features) if std[k] > _resolution(name, mean[k])]
+    if current not in keep:
+        raise DataError("the training cells carry no current; a model of the residual needs current")
     return {
         "family": family,
-        "features": [names[k] for k in keep],
+        "features": [features[k] for k in keep],
         "feature_mean": [float(mean[k]) for k in keep],
         "feature_std": [float(std[k]) for k in keep],
         "current_index": keep.index(current),
-        "dropped_features": [name for k, name in enumerate(names) if k not in keep],
+        "dropped_features": [name for k, name in enumerate(features) if k not in keep],
         "targets": targets,
-        "target_mean": [float(m) for m in target_values.mean(axis=0)],
-        "target_std": target_std,
+        "target_mean": [statistics[name][0] for name in targets],
+        "target_std": [max(statistics[name][1], _TARGET_SCALE_FLOOR[name]) for name in targets],
         "max_residual_V": options.max_residual_V,
     }
 

@@ -40,22 +40,17 @@ import pyarrow.parquet as pq
 from hybrid.data.batch import SequenceBatch, make_batches
 from hybrid.data.columns import (
     AMBIENT,
-    CURRENT,
     DESIGN_PREFIX,
     PHYSICS_PREFIX,
-    PHYSICS_SOC,
-    PHYSICS_TEMPERATURE,
-    PHYSICS_VOLTAGE,
-    SOC,
-    TEMPERATURE,
     TIME,
 )
 from hybrid.data.context import ContextWindow
-from hybrid.data.corpus import REQUIRED_SERIES, Corpus, Record, _cell
-from hybrid.data.features import _TARGET_SCALE_FLOOR, FeatureOptions, _resolution, candidate_features, target_names
+from hybrid.data.corpus import REQUIRED_SERIES, Corpus, Record, _cell, must_be_finite
+from hybrid.data.features import (FeatureOptions, candidate_features, normalisation_from_statistics,
+                                  require_head_columns, target_names)
 from hybrid.data.splits import SplitAssignment, SplitOptions, assign_splits
 from hybrid.data.windows import ForecastWindows, window_batch, window_sequences
-from sim.errors import ConfigError, DataError
+from sim.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -239,8 +234,7 @@ def _usable_series(parts: list[Path], samples: pd.DataFrame,
     truncated, finite series), and the shards that hold several samples."""
     # the columns whose non-finite values make load_corpus skip a sample: a non-finite physics
     # voltage only invalidates its rows (Record.valid_rows)
-    checked = [name for name in numeric if name != PHYSICS_VOLTAGE
-               and (name in REQUIRED_SERIES or name.startswith(PHYSICS_PREFIX) or name == SOC)]
+    checked = [name for name in numeric if must_be_finite(name)]
     found: dict[int, list[Path]] = defaultdict(list)
     bad: set[int] = set()
     shared: set[Path] = set()
@@ -304,51 +298,17 @@ def stream_normalisation(corpus: Corpus, assignment: SplitAssignment, options: F
     features = {family: candidate_features(corpus, options, family) for family in families}
     targets = {family: target_names(family, options.soc_head, options.temperature_head) for family in families}
     for family in families:
-        _require_head_columns(corpus, options, family)
+        require_head_columns(set(corpus.cells.index.numeric_columns), options, family)
     names = list(dict.fromkeys(name for family in families for name in features[family] + targets[family]))
     moments = _Moments(len(names))
     for sample_id, (start, stop) in sorted(train.items()):
         cell = corpus.cells[sample_id]
         valid = cell.valid_rows(options.max_residual_V)[start:stop]
         moments.add(np.column_stack([cell.column(name)[start:stop][valid] for name in names]))
-    return {family: _normalisation(family, features[family], targets[family], names, moments, options)
+    std, rms = moments.std, moments.root_mean_square
+    statistics = {name: (float(moments.mean[k]), float(std[k]), float(rms[k])) for k, name in enumerate(names)}
+    return {family: normalisation_from_statistics(family, features[family], targets[family], statistics, options)
             for family in families}
-
-
-def _require_head_columns(corpus: Corpus, options: FeatureOptions, family: str) -> None:
-    """ConfigError when a head is on but the corpus lacks what its target is made of."""
-    for head, on, truth, physics in (("soc_head", options.soc_head, SOC, PHYSICS_SOC),
-                                     ("temperature_head", options.temperature_head, TEMPERATURE, PHYSICS_TEMPERATURE)):
-        needed = (truth, physics) if family == "hybrid" else (truth,)
-        absent = [name for name in needed if on and name not in corpus.cells.index.numeric_columns]
-        if absent:
-            raise ConfigError(f"features.{head} = true, but the corpus has no '{absent[0]}' column; "
-                              f"allowed: {head}: false")
-
-
-def _normalisation(family: str, features: list[str], targets: list[str], names: list[str], moments: _Moments,
-                   options: FeatureOptions) -> dict[str, Any]:
-    """fit_normalisation's dict from the moments of ``names`` (see its docstring for the rules)."""
-    columns = [names.index(name) for name in features]
-    mean, std = moments.mean[columns].copy(), moments.std[columns].copy()
-    current = features.index(CURRENT)
-    mean[current], std[current] = 0.0, float(moments.root_mean_square[names.index(CURRENT)])
-    keep = [k for k, name in enumerate(features) if std[k] > _resolution(name, mean[k])]
-    if current not in keep:
-        raise DataError("the training cells carry no current; a model of the residual needs current")
-    target_columns = [names.index(name) for name in targets]
-    return {
-        "family": family,
-        "features": [features[k] for k in keep],
-        "feature_mean": [float(mean[k]) for k in keep],
-        "feature_std": [float(std[k]) for k in keep],
-        "current_index": keep.index(current),
-        "dropped_features": [name for k, name in enumerate(features) if k not in keep],
-        "targets": targets,
-        "target_mean": [float(moments.mean[k]) for k in target_columns],
-        "target_std": [max(float(moments.std[k]), _TARGET_SCALE_FLOOR[name]) for k, name in zip(target_columns, targets)],
-        "max_residual_V": options.max_residual_V,
-    }
 
 
 class LazyBatches(Sequence[SequenceBatch]):
