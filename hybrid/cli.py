@@ -8,7 +8,8 @@ imported inside the subcommands so `hybat --help` stays fast.
 Exit codes: 0 done; 1 `simulate` whose simulation failed; 2 a HybatError; 3 Ray lost work to
 the infrastructure (a node, a raylet: ``sim.errors.InfrastructureLost``): `hybat corpus` keeps
 the samples it finished, records none of the lost ones and does them when run again with
---resume.
+--resume. With the Ray backend it runs the driver in a child process, so that a driver Ray
+ends itself (its raylet died) is still reported with that line and code 3.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 from sim.errors import HybatError
+
+# set in the environment of a Ray corpus driver that `hybat corpus` supervises (see supervise_driver)
+DRIVER_ENV = "HYBAT_CORPUS_DRIVER"
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -43,10 +48,50 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     from sim.corpus import CorpusSpec, generate_corpus
 
     spec = load_config(args.config, CorpusSpec)
+    if args.backend == "ray" and not os.environ.get(DRIVER_ENV):
+        return supervise_driver(_corpus_command(args), args.out, spec.name, spec.cells)
     manifest = generate_corpus(spec, args.out, backend=args.backend, workers=args.workers,
                                address=args.address, resume=args.resume)
     print_manifest_summary(f"corpus {spec.name}", manifest, args.out)
     return 0
+
+
+def _corpus_command(args: argparse.Namespace) -> list[str]:
+    """This `hybat corpus` call as a command line for the driver process."""
+    command = [sys.executable, "-m", "hybrid.cli"] + (["-v"] if args.verbose else [])
+    command += ["corpus", str(args.config), "--out", str(args.out), "--backend", args.backend]
+    command += ["--workers", str(args.workers)] if args.workers is not None else []
+    command += ["--address", args.address] if args.address else []
+    return command + (["--resume"] if args.resume else [])
+
+
+def supervise_driver(command: list[str], out: Path, name: str, cells: int) -> int:
+    """Run ``command`` (a Ray corpus driver) in a child process and return its exit code.
+
+    Ray ends a driver whose own raylet died at once (exit 1, no Python cleanup), so only a
+    process outside Ray can say what was lost: if the driver dies that way, count the samples
+    missing from the journal of ``out`` and print the one line of an infrastructure loss (exit
+    3). SIGINT and SIGTERM are passed on to the driver, which stops cleanly.
+    """
+    import signal
+    import subprocess
+
+    child = subprocess.Popen(command, env={**os.environ, DRIVER_ENV: "1"})
+    forward = {sig: signal.signal(sig, lambda number, _: child.send_signal(number))
+               for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = child.wait()
+    finally:
+        for sig, handler in forward.items():
+            signal.signal(sig, handler)
+    if code in (0, 2, 3):  # finished, or it said what went wrong itself
+        return code
+    missing = cells - len(list((Path(out) / "samples").glob("part-*.parquet")))
+    if missing <= 0:
+        return code
+    print(f"hybat corpus: error: corpus {name}: {missing} of {cells} samples lost to infrastructure (the Ray "
+          f"driver exited with code {code}); run again with --resume to redo them", file=sys.stderr)
+    return 3
 
 
 def cmd_pair_measured(args: argparse.Namespace) -> int:

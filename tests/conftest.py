@@ -10,6 +10,9 @@ import pytest
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# `hybat corpus --backend ray` runs its driver in place, so tests can patch it in-process; the
+# supervising parent process is tested on its own (tests/hybrid/test_cli.py)
+os.environ.setdefault("HYBAT_CORPUS_DRIVER", "1")
 
 SEED = 0
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from hybrid.cli import main
+from hybrid.cli import _corpus_command, build_parser, main, supervise_driver
 from sim.config import load_config
 from sim.corpus.generate import CorpusSpec, generate_corpus
 from sim.errors import (ConfigError, DataError, HybatError, InfeasibleDesign, SampleTimeout, SimulationError,
@@ -123,3 +123,30 @@ def test_a_diverging_training_gives_one_line_naming_the_learning_rate_and_keeps_
     for name, tensor in checkpoints[0]["model_state"].items():
         assert torch.equal(tensor, checkpoints[1]["model_state"][name])
     assert json.loads((run_dir / "black_box" / "history.json").read_text()) == []
+
+
+# --- the supervised Ray corpus driver ---------------------------------------------------
+
+
+def test_a_driver_that_ray_ended_is_reported_as_lost_infrastructure(tmp_path, capsys):
+    journal = tmp_path / "samples"
+    journal.mkdir()
+    for index in (0, 1):
+        (journal / f"part-{index:06d}.parquet").write_bytes(b"")
+    died = [sys.executable, "-c", "import os; os._exit(1)"]  # what Ray does to a driver whose raylet died
+    assert supervise_driver(died, tmp_path, "smoke", 4) == 3
+    assert capsys.readouterr().err == ("hybat corpus: error: corpus smoke: 2 of 4 samples lost to infrastructure "
+                                       "(the Ray driver exited with code 1); run again with --resume to redo them\n")
+
+
+@pytest.mark.parametrize("code", [0, 2, 3])
+def test_a_driver_that_finished_or_reported_itself_passes_its_exit_code_on(tmp_path, capsys, code):
+    assert supervise_driver([sys.executable, "-c", f"import sys; sys.exit({code})"], tmp_path, "smoke", 4) == code
+    assert capsys.readouterr().err == ""
+
+
+def test_the_driver_runs_the_same_corpus_command(tmp_path):
+    args = build_parser().parse_args(["-v", "corpus", "spec.yaml", "--out", str(tmp_path), "--backend", "ray",
+                                      "--workers", "2", "--resume"])
+    assert _corpus_command(args)[1:] == ["-m", "hybrid.cli", "-v", "corpus", "spec.yaml", "--out", str(tmp_path),
+                                         "--backend", "ray", "--workers", "2", "--resume"]
