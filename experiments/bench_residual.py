@@ -37,12 +37,12 @@ from pathlib import Path
 import yaml
 
 from hybrid.evaluate import evaluate_run, over_seeds
+from hybrid.evaluate.predict import NO_CONTEXT
 from hybrid.train.run import TrainRunConfig, train_from_config
 from sim.config import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT = ("test", "late_life", "unseen_design", "unseen_temperature")
-NO_CONTEXT = "_none"
 TARGETS = {"open_loop_vs_physics": 0.3, "open_loop_vs_floor": 1.5, "context_vs_physics": 0.2,
            "context_vs_floor": 1.5, "context_epoch_time_ratio": 2.0}
 

@@ -86,7 +86,9 @@ def supervise_driver(command: list[str], out: Path, name: str, cells: int) -> in
             signal.signal(sig, handler)
     if code in (0, 2, 3):  # finished, or it said what went wrong itself
         return code
-    missing = cells - len(list((Path(out) / "samples").glob("part-*.parquet")))
+    from sim.corpus.writer import journal_parts
+
+    missing = cells - len(journal_parts(out))
     if missing <= 0:
         return code
     print(f"hybat corpus: error: corpus {name}: {missing} of {cells} samples lost to infrastructure (the Ray "

@@ -49,12 +49,7 @@ def _first_diagnostic_end_s(record: Record) -> float | None:
 
 def context_size(normalisation: dict[str, Any]) -> int:
     """Features per context row: the model inputs plus the measured residual targets."""
-    return len(normalisation["features"]) + len(_measured(normalisation))
-
-
-def context_targets(normalisation: dict[str, Any]) -> list[int]:
-    """Output indices of the measured residuals a context row holds, in their column order."""
-    return _measured(normalisation)
+    return len(normalisation["features"]) + len(context_targets(normalisation))
 
 
 def context_features(record: Record, normalisation: dict[str, Any], rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,12 +58,13 @@ def context_features(record: Record, normalisation: dict[str, Any], rows: int) -
     (rows,) bool mask of valid rows."""
     valid = record.valid_rows(normalisation["max_residual_V"])[:rows]
     residuals = [np.where(valid, (record.column(normalisation["targets"][k])[:rows] - normalisation["target_mean"][k])
-                          / normalisation["target_std"][k], 0.0) for k in _measured(normalisation)]
+                          / normalisation["target_std"][k], 0.0) for k in context_targets(normalisation)]
     features = np.column_stack([cell_inputs(record, normalisation)[:rows], *residuals]).astype(np.float32)
     return features, valid
 
 
-def _measured(normalisation: dict[str, Any]) -> list[int]:
+def context_targets(normalisation: dict[str, Any]) -> list[int]:
+    """Output indices of the measured residuals a context row holds, in their column order."""
     return [k for k, name in enumerate(normalisation["targets"]) if name in MEASURED_TARGETS]
 
 

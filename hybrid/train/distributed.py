@@ -51,12 +51,6 @@ from hybrid.train.loop import TrainResult, fit, split_time
 from sim.errors import ConfigError, DataError, HybatError
 
 
-def _ray_train() -> Any:
-    import ray.train.torch  # here only: importing hybrid must not load Ray
-
-    return ray.train
-
-
 def check_workers(workers: int | None, address: str | None) -> None:
     """ConfigError unless ``workers`` is None (one process, no ``address``) or at least 1."""
     if workers is None and address is not None:
@@ -115,18 +109,20 @@ def train_distributed(name: str, model_config: ModelConfig, corpus: Corpus, trai
     if forecast is None and len(train) < workers:
         raise ConfigError(f"--workers {workers}: the train split has {len(train)} records, one worker would have "
                           f"none; allowed: at most {len(train)} workers")
-    ray_train = _ray_train()
+    from sim.backends.ray_backend import ray_train
+
+    train_api = ray_train()
     job = _Job(model_config, corpus, train, val, normalisation, context, forecast, config, Path(run_dir).resolve(),
                extra or {})
     job.run_dir.parent.mkdir(parents=True, exist_ok=True)
     storage = Path(tempfile.mkdtemp(prefix=".ray_train_", dir=job.run_dir.parent))  # Ray Train's own files
-    trainer = ray_train.torch.TorchTrainer(
+    trainer = train_api.torch.TorchTrainer(
         _train_worker, train_loop_config={"job": job},
-        scaling_config=ray_train.ScalingConfig(num_workers=workers, use_gpu=False),
-        run_config=ray_train.RunConfig(name=name, storage_path=str(storage)))
+        scaling_config=train_api.ScalingConfig(num_workers=workers, use_gpu=False),
+        run_config=train_api.RunConfig(name=name, storage_path=str(storage)))
     try:
         trainer.fit()
-    except ray_train.TrainingFailedError as error:  # it wraps a worker's exception: hybat's stay one line
+    except train_api.TrainingFailedError as error:  # it wraps a worker's exception: hybat's stay one line
         raise _hybat_error(error) or error
     finally:
         shutil.rmtree(storage, ignore_errors=True)

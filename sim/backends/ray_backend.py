@@ -57,6 +57,14 @@ def _ray():
     return ray
 
 
+def ray_train():
+    """Ray Train (``ray.train`` with its torch module loaded), for data-parallel training
+    (:mod:`hybrid.train.distributed`); imported here, with the rest of Ray, only when used."""
+    import ray.train.torch  # noqa: F401  (loads ray.train.torch into ray.train)
+
+    return _ray().train
+
+
 @contextlib.contextmanager
 def ray_runtime(workers: int | None = None, address: str | None = None) -> Iterator[None]:
     """Ray for the block: the running one if Ray is initialised (left running), else one

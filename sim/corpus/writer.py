@@ -203,10 +203,15 @@ def _reason(message: str) -> str:
     return ":".join(part.strip() for part in head)[:80]
 
 
+def journal_parts(out: str | Path) -> list[Path]:
+    """The journal rows of the corpus in ``out``, one file per finished sample, in order."""
+    return sorted((Path(out) / "samples").glob("part-*.parquet"))
+
+
 def consolidate_journal(out: Path) -> dict:
     """Gather the per-sample journal into samples.parquet; return the counts by status and
     the five most common failure reasons, for the manifest."""
-    journal = sorted((out / "samples").glob("part-*.parquet"))
+    journal = journal_parts(out)
     table = pa.concat_tables([pq.read_table(path) for path in journal], promote_options="permissive")
     table = table.sort_by("sample_id")
     temporary = out / "samples.parquet.tmp"

@@ -11,6 +11,7 @@ takes its raylet, GCS and workers down with it) instead of ``ray stop``, which w
 Ray process on the machine.
 """
 
+import contextlib
 import functools
 import json
 import operator
@@ -131,10 +132,8 @@ class LocalCluster:
                 node.wait()
         stragglers = self.own_processes() if Path("/proc").is_dir() else []
         for pid in stragglers:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         return stragglers
 
 
