@@ -120,9 +120,18 @@ def export_corpus_bdf(args: argparse.Namespace) -> str:
             f"({len(index['skipped'])} skipped: no series) -> {args.out}")
 
 
+def export_run_casadi(args: argparse.Namespace) -> str:
+    from hybrid.export import export_casadi
+
+    function = export_casadi(args.source, args.out, model=args.model)
+    outputs = [name for name in function.name_out() if name != "next_state"]
+    return (f"exported {function.name()}: {function.n_in() - 1} features + state[{function.size1_in('state')}] -> "
+            f"{', '.join(outputs)}, next_state as a casadi.Function -> {args.out}")
+
+
 # --format -> the exporter of that format; each takes the parsed arguments, writes args.out
 # and returns a one-line summary
-EXPORTERS = {"bdf": export_corpus_bdf}
+EXPORTERS = {"bdf": export_corpus_bdf, "casadi": export_run_casadi}
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -220,10 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
     paired.add_argument("--resume", action="store_true", help="finish a partly written pairing")
     paired.set_defaults(handler=cmd_pair_measured)
 
-    export = commands.add_parser("export", help="export a corpus in a standard format (bdf: Battery Data Format)")
-    export.add_argument("source", metavar="SOURCE", type=Path, help="corpus directory (for --format bdf)")
+    export = commands.add_parser("export", help="export a corpus in a standard format (bdf: Battery Data Format) "
+                                 "or a trained model as a casadi.Function (casadi)")
+    export.add_argument("source", metavar="SOURCE", type=Path, help="corpus directory (for --format bdf); run "
+                        "directory written by hybat train (for --format casadi)")
     export.add_argument("--format", choices=sorted(EXPORTERS), required=True, help="what to write")
-    export.add_argument("--out", type=Path, required=True, help="new or empty output directory")
+    export.add_argument("--out", type=Path, required=True, help="bdf: new or empty output directory; casadi: the "
+                        "file to write")
+    export.add_argument("--model", default=None, help="casadi: the run's model to export (default: its first "
+                        "hybrid; black_box for the baseline)")
     export.add_argument("--table-format", default="csv",  # checked by the exporter: one list of formats
                         help="bdf: csv (default, BDF's own), csv.gz or parquet")
     export.set_defaults(handler=cmd_export)
