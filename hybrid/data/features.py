@@ -40,7 +40,7 @@ from hybrid.data.columns import (
     VOLTAGE,
     VOLTAGE_RESIDUAL,
 )
-from hybrid.data.corpus import Record, Corpus
+from hybrid.data.corpus import Corpus, Record
 from hybrid.data.splits import SplitAssignment
 from sim.config import StrictModel
 from sim.errors import ConfigError, DataError
@@ -209,7 +209,12 @@ def cell_inputs(cell: Record, normalisation: dict[str, Any]) -> np.ndarray:
     Values are clipped to +-FEATURE_CLIP standard deviations (and non-finite ones set to 0)
     so that the invalid rows of a failed physics solve cannot wreck the carried state.
     """
-    raw = np.column_stack([cell.column(name) for name in normalisation["features"]])
+    return normalise_features(np.column_stack([cell.column(name) for name in normalisation["features"]]),
+                              normalisation)
+
+
+def normalise_features(raw: np.ndarray, normalisation: dict[str, Any]) -> np.ndarray:
+    """Raw features (rows, features) in physical units -> the model's inputs, as :func:`cell_inputs`."""
     mean, std = np.asarray(normalisation["feature_mean"]), np.asarray(normalisation["feature_std"])
     scaled = np.nan_to_num((raw - mean) / std, nan=0.0, posinf=FEATURE_CLIP, neginf=-FEATURE_CLIP)
     return np.clip(scaled, -FEATURE_CLIP, FEATURE_CLIP).astype(np.float32)

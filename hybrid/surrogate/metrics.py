@@ -8,8 +8,9 @@ volume behind the densities in :mod:`hybrid.surrogate.mass`.
 trajectory and a plant trajectory are scored by one code path. Discharge current is positive.
 
 ``Protocol voltage [V]`` is the voltage the cycler's cut-offs acted on: the plant's own voltage
-for a reference trajectory, the *physics* voltage for a surrogate trajectory (the physics model
-runs the protocol; the residual is added afterwards). A discharge "ran to the cut-off" when
+for a reference trajectory, the corrected voltage for a surrogate trajectory (the hybrid runs the
+protocol, :mod:`hybrid.surrogate.closed_loop`); a trajectory whose cut-offs acted on another
+voltage than the scored one (a physics run corrected afterwards) names it here. A discharge "ran to the cut-off" when
 the protocol voltage, extrapolated along its last slope, reaches the lower cut-off within
 ``cutoff_charge_tolerance`` more charge; its capacity and energy are then read where the
 *scored* voltage (``Voltage [V]``) reaches the cut-off, interpolated between samples or

@@ -1,23 +1,18 @@
-"""HybridSurrogate: a trained run's physics model plus its residual RNN, batched over designs.
+"""HybridSurrogate: a trained run's physics model plus its residual RNN, running the protocol together.
 
 A run directory (written by :func:`hybrid.train.loop.run.train_run`) carries the corpus spec it was
 trained on (``corpus_manifest.json``): the physics fidelity, the plant and the design space.
-:class:`HybridSurrogate` solves the physics model for each design under a protocol (serially,
-or in parallel through Ray; workers return numpy columns), builds the hybrid's online features
-from the physics outputs exactly as in training (:func:`hybrid.data.cell_inputs` over the
-``Physics ...`` columns of :data:`sim.corpus.sample.PHYSICS_COLUMNS`), adds the predicted residual in
-one batched forward pass over all designs (zero padding at the end, masked out by length) and
-scores the corrected trajectories with :func:`hybrid.surrogate.metrics.trajectory_metrics`. The voltage is
-always corrected; the cell temperature too when the run has a temperature head
-(``features.temperature_head``), the physics one kept as ``Physics cell temperature [K]``.
-:class:`ReferenceModel` answers the same ``evaluate`` call with the corpus's plant (nominal
-cell: no cell-to-cell variability, no sensor), so the design loop and the benchmarks swap one
-for the other.
-
-At design time nothing is measured: the physics model runs the protocol itself (the
-experiment path, with its voltage cut-offs), whereas in training it followed the plant's
-measured current. The protocol's terminations therefore act on the physics voltage; the
-metrics read the corrected voltage where it matters (see :mod:`hybrid.surrogate.metrics`).
+:class:`HybridSurrogate` runs each design's protocol with the hybrid in the loop
+(:mod:`hybrid.surrogate.closed_loop`: the physics model and the residual advance together, and
+the protocol's cut-offs, CV holds and safety limits act on the corrected voltage; serially, or in
+parallel through Ray, workers returning numpy columns). The hybrid's features are built from the
+physics outputs exactly as in training (the ``Physics ...`` columns of
+:data:`sim.corpus.sample.PHYSICS_COLUMNS`), and the corrected trajectories are scored with
+:func:`hybrid.surrogate.metrics.trajectory_metrics`. The voltage is always corrected; the cell
+temperature too when the run has a temperature head (``features.temperature_head``), the physics
+one kept as ``Physics cell temperature [K]``. :class:`ReferenceModel` answers the same
+``evaluate`` call with the corpus's plant (nominal cell: no cell-to-cell variability, no
+sensor), so the design loop and the benchmarks swap one for the other.
 
 Designs are checked against the training design space (the corpus's design ranges and
 ambient temperatures): with ``out_of_range="refuse"`` (default) a design outside it raises
@@ -31,32 +26,40 @@ import abc
 import functools
 import logging
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
-import torch
 from pydantic import Field
 from tqdm import tqdm
 
-from hybrid.data import AMBIENT, CURRENT, DESIGN_PREFIX, PHYSICS_SOC, PHYSICS_TEMPERATURE, PHYSICS_VOLTAGE, \
-    TEMPERATURE, TIME, TIME_STEP, VOLTAGE, Record, cell_inputs, decode_outputs
-from hybrid.train import load_trained
-from hybrid.surrogate.mass import MassModel, cell_mass_volume
-from hybrid.surrogate.metrics import METRICS, PROTOCOL_VOLTAGE, MetricOptions, trajectory_metrics
+from hybrid.data import (
+    AMBIENT,
+    CURRENT,
+    DESIGN_PREFIX,
+    TIME_STEP,
+)
 from hybrid.models import require_causal
-from hybrid.train import CHECKPOINT, CORPUS_MANIFEST, NORMALISATION, RUN_CONFIG, read_run_file
-from hybrid.train import torch_threads
+from hybrid.surrogate.closed_loop import closed_loop_columns
+from hybrid.surrogate.mass import MassModel, cell_mass_volume
+from hybrid.surrogate.metrics import METRICS, MetricOptions, trajectory_metrics
+from hybrid.train import (
+    CHECKPOINT,
+    CORPUS_MANIFEST,
+    NORMALISATION,
+    RUN_CONFIG,
+    load_trained,
+    read_run_file,
+)
 from sim.backends import make_backend
 from sim.cells import DESIGN_VARIABLES, CellSpec, base_parameter_values
 from sim.config import StrictModel, validate
-from sim.corpus import CorpusSpec, Range
+from sim.corpus import PHYSICS_COLUMNS, WORKER_CACHE, CorpusSpec, Range
 from sim.errors import ConfigError, DataError
-from sim.physics import Fidelity
+from sim.physics import Fidelity, ModelCache, simulate
 from sim.protocols import Protocol
-from sim.corpus import PHYSICS_COLUMNS, WORKER_CACHE
-from sim.physics import ModelCache, simulate
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +112,12 @@ def simulate_columns(cell: CellSpec, protocol: Protocol, fidelity: Fidelity,
             "window_V": (float(window[0]), float(window[1])), "wall_s": float(trajectory.metadata.get("wall_s", 0.0))}
 
 
-def run_simulations(jobs: Sequence[tuple[CellSpec, Protocol, Fidelity]], *, backend: Backend = "serial",
+def run_simulations(jobs: Sequence[tuple], *, backend: Backend = "serial",
                     cache: ModelCache | None = None, workers: int | None = None,
-                    label: str = "simulate") -> list[dict[str, Any]]:
-    """:func:`simulate_columns` for every (cell, protocol, fidelity) job, in order.
+                    label: str = "simulate", job: Callable[..., dict[str, Any]] | None = None,
+                    ) -> list[dict[str, Any]]:
+    """``job(*item, cache=...)`` for every item of ``jobs``, in order; by default
+    :func:`simulate_columns` of (cell, protocol, fidelity) items.
 
     "serial" solves here with ``cache``; "ray" runs one task per job on Ray workers (see
     :mod:`sim.backends`: a worker lost on every retry gives a failed result, a bug in a task is
@@ -120,7 +125,7 @@ def run_simulations(jobs: Sequence[tuple[CellSpec, Protocol, Fidelity]], *, back
     """
     runner = make_backend(backend, workers=workers)
     # a Ray worker keeps its own WORKER_CACHE; only a serial run may use the caller's cache
-    task = functools.partial(_simulate_job, cache=cache) if backend == "serial" else _simulate_job
+    task = functools.partial(_run_job, job=job or simulate_columns, cache=cache if backend == "serial" else None)
     results: list[dict[str, Any] | None] = [None] * len(jobs)
     with tqdm(total=len(jobs), desc=label, unit="design", disable=None, leave=False) as bar:
         def gather(position: int, result: dict[str, Any]) -> None:
@@ -131,11 +136,11 @@ def run_simulations(jobs: Sequence[tuple[CellSpec, Protocol, Fidelity]], *, back
     return results
 
 
-def _simulate_job(job: tuple[CellSpec, Protocol, Fidelity], cache: ModelCache | None = None) -> dict[str, Any]:
-    return simulate_columns(*job, cache=cache)
+def _run_job(item: tuple, job: Callable[..., dict[str, Any]], cache: ModelCache | None = None) -> dict[str, Any]:
+    return job(*item, cache=cache)
 
 
-def _lost_job(job: tuple[CellSpec, Protocol, Fidelity], message: str) -> dict[str, Any]:
+def _lost_job(item: tuple, message: str) -> dict[str, Any]:
     """The failed result of a job whose worker died on every retry."""
     return {"status": "failed", "message": message, "columns": {}, "capacity_Ah": float("nan"),
             "window_V": (float("nan"), float("nan")), "wall_s": 0.0}
@@ -226,10 +231,11 @@ class RunModel(abc.ABC):
     def fidelity(self) -> Fidelity:
         """The PyBaMM fidelity this model simulates."""
 
-    def _correct(self, results: list[dict[str, Any]], designs: list[dict[str, float]]) -> list[dict[str, np.ndarray]]:
-        """Columns to score per result (surrogates add the residual); results with status
-        "failed" get {}."""
-        return [dict(result["columns"]) if result["status"] != "failed" else {} for result in results]
+    def _simulate(self, cells: list[CellSpec], protocols: list[Protocol], designs: list[dict[str, float]],
+                  backend: Backend, workers: int | None) -> list[dict[str, Any]]:
+        """One result of :func:`simulate_columns` per cell (the surrogate runs its hybrid instead)."""
+        return run_simulations([(cell, protocol, self.fidelity) for cell, protocol in zip(cells, protocols)],
+                               backend=backend, cache=self.cache, workers=workers, label=f"{self.name} solves")
 
     # --- the entry point ---------------------------------------------------------------
 
@@ -247,23 +253,20 @@ class RunModel(abc.ABC):
         ambient, soc, condition_flags = self.resolve_conditions(conditions, out_of_range)
         resolved = [self.resolve_design(design, out_of_range) for design in designs]
         cells = [self.cell(design, ambient, soc) for design, _ in resolved]
-        results = run_simulations([(cell, protocol_k, self.fidelity) for cell, protocol_k in zip(cells, protocols)],
-                                  backend=backend, cache=self.cache, workers=workers, label=f"{self.name} solves")
+        results = self._simulate(cells, protocols, [design for design, _ in resolved], backend, workers)
         simulated = time.perf_counter()
-        corrected = self._correct(results, [design for design, _ in resolved])
-        correction_s = time.perf_counter() - simulated
         evaluations = []
-        for (design, flags), cell, result, columns in zip(resolved, cells, results, corrected):
+        for (design, flags), cell, result in zip(resolved, cells, results):
+            columns = result["columns"] if result["status"] != "failed" else {}
             mass = cell_mass_volume(cell, mass_model)
             metrics = (trajectory_metrics(columns, capacity_Ah=result["capacity_Ah"], window_V=result["window_V"],
                                           mass=mass, options=metric_options)
                        if columns else dict.fromkeys(METRICS, float("nan")))
             evaluations.append(DesignEvaluation(design, result["status"], result["message"], columns, metrics,
                                                 result["capacity_Ah"], result["window_V"],
-                                                condition_flags + flags,
-                                                result["wall_s"] + correction_s / max(len(designs), 1)))
-        self.timing = {"simulate_s": simulated - started, "correct_s": correction_s,
-                       "wall_s": time.perf_counter() - started, "designs": len(designs)}
+                                                condition_flags + flags, result["wall_s"]))
+        self.timing = {"simulate_s": simulated - started, "wall_s": time.perf_counter() - started,
+                       "designs": len(designs)}
         return evaluations
 
 
@@ -302,12 +305,15 @@ class HybridSurrogate(RunModel):
         self.model_name = name
         self.trained = load_trained(self.run_dir / name / CHECKPOINT, name)
         require_causal(self.trained.model, "the design surrogate")
-        self.normalisation = self.trained.normalisation
         expected = read_run_file(self.run_dir / NORMALISATION)["hybrid"]["features"]
         if self.normalisation["features"] != expected:
             raise DataError(f"{self.run_dir / name / CHECKPOINT}: features {self.normalisation['features']} "
                             f"differ from {NORMALISATION}'s {expected}; allowed: the checkpoint of this run")
         self._check_features()
+
+    @property
+    def normalisation(self) -> dict[str, Any]:
+        return self.trained.normalisation
 
     def cell(self, design: dict[str, float], ambient_K: float, initial_soc: float) -> CellSpec:
         return self.spec.cell.with_updates(design=design, ambient_temperature_K=ambient_K, initial_soc=initial_soc)
@@ -325,41 +331,13 @@ class HybridSurrogate(RunModel):
             raise DataError(f"{self.run_dir / NORMALISATION}: feature '{missing[0]}' cannot be built at design time; "
                             f"allowed: {', '.join(sorted(available))}")
 
-    @torch.no_grad()
-    def _correct(self, results: list[dict[str, Any]], designs: list[dict[str, float]]) -> list[dict[str, np.ndarray]]:
-        """Physics columns -> hybrid cells -> one padded forward pass -> corrected columns."""
-        cells = {k: self._hybrid_cell(k, result["columns"], design, result["capacity_Ah"])
-                 for k, (result, design) in enumerate(zip(results, designs)) if result["status"] != "failed"}
-        corrected: list[dict[str, np.ndarray]] = [{} for _ in results]
-        if not cells:
-            return corrected
-        order = sorted(cells)
-        inputs = [cell_inputs(cells[k], self.normalisation) for k in order]  # each (time_k, features)
-        batch = torch.zeros(len(inputs), max(len(x) for x in inputs), inputs[0].shape[1])  # (designs, time, features)
-        for row, x in enumerate(inputs):
-            batch[row, :len(x)] = torch.from_numpy(x)
-        with torch_threads(1):  # see TrainConfig.threads
-            outputs, _ = self.trained.model(batch)  # (designs, time, targets); padding after each end is never read
-        for row, k in enumerate(order):
-            cell = cells[k]
-            voltage, soc, temperature = decode_outputs(outputs[row, :cell.rows].double().numpy(), cell,
-                                                       self.normalisation)
-            physics = results[k]["columns"]
-            corrected[k] = {**physics, VOLTAGE: voltage, PHYSICS_VOLTAGE: physics[VOLTAGE],
-                            PROTOCOL_VOLTAGE: physics[VOLTAGE], SOC: soc if soc is not None else physics[SOC]}
-            if temperature is not None:  # a temperature head: metrics read the corrected temperature
-                corrected[k].update({TEMPERATURE: temperature, PHYSICS_TEMPERATURE: physics[TEMPERATURE]})
-        return corrected
-
-    def _hybrid_cell(self, index: int, columns: dict[str, np.ndarray], design: dict[str, float],
-                     capacity_Ah: float) -> Record:
-        """The physics outputs under their training names (``Physics ...``) as a hybrid.data.Record."""
-        renamed = {TIME: columns[TIME], CURRENT: columns[CURRENT], AMBIENT: columns[AMBIENT]}
-        renamed.update({physics_name: columns[name] for name, physics_name in PHYSICS_COLUMNS.items()
-                        if name in columns})
-        renamed.setdefault(PHYSICS_SOC, columns[SOC])
-        return Record(index, renamed, {DESIGN_PREFIX + name: value for name, value in design.items()},
-                    float(columns[AMBIENT][0]), capacity_Ah, {})
+    def _simulate(self, cells: list[CellSpec], protocols: list[Protocol], designs: list[dict[str, float]],
+                  backend: Backend, workers: int | None) -> list[dict[str, Any]]:
+        """The hybrid runs each protocol (:mod:`hybrid.surrogate.closed_loop`)."""
+        jobs = [(cell, protocol, self.fidelity, self.trained, design)
+                for cell, protocol, design in zip(cells, protocols, designs)]
+        return run_simulations(jobs, backend=backend, cache=self.cache, workers=workers, label="surrogate runs",
+                               job=closed_loop_columns)
 
 
 def _per_design(protocol: Protocol | Sequence[Protocol], count: int) -> list[Protocol]:

@@ -66,9 +66,9 @@ def test_temperature_head_corrects_the_surrogate_temperature_by_the_decoded_resi
     surrogate = HybridSurrogate(smoke_run_dir)
     surrogate.trained.model = _WithTemperatureHead(surrogate.trained.model)
     normalisation = surrogate.normalisation
-    surrogate.normalisation = {**normalisation, "targets": [*normalisation["targets"], "Cell temperature residual [K]"],
-                               "target_mean": [*normalisation["target_mean"], 5.0],
-                               "target_std": [*normalisation["target_std"], 2.0]}
+    surrogate.trained.normalisation = {**normalisation, "targets": [*normalisation["targets"], "Cell temperature residual [K]"],
+                                       "target_mean": [*normalisation["target_mean"], 5.0],
+                                       "target_std": [*normalisation["target_std"], 2.0]}
     headed, = surrogate.evaluate(design, protocol)
     columns = headed.columns
     np.testing.assert_array_equal(columns["Physics cell temperature [K]"], plain.columns["Cell temperature [K]"])

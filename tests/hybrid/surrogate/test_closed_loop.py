@@ -1,0 +1,97 @@
+"""The hybrid in the loop, checked with residuals whose answer is known: a plant that reads a
+constant offset above the physics model, and a residual model that knows it."""
+
+import numpy as np
+import pytest
+import torch
+
+from hybrid.data import CURRENT, PHYSICS_VOLTAGE, VOLTAGE_RESIDUAL
+from hybrid.surrogate.closed_loop import closed_loop_columns, control_steps
+from hybrid.train import TrainedModel
+from sim.cells import CellSpec
+from sim.physics import Fidelity, simulate
+from sim.protocols import ConstantCurrent, Cycling, HPPC, Rest, compile_protocol
+from sim.protocols.steps import VoltageWindow
+
+PERIOD_S = 10.0
+
+
+class _ConstantResidual(torch.nn.Module):
+    """Always one normalised output: with target_std = offset, the residual is the offset."""
+
+    causal = True
+
+    def forward(self, x, state=None):
+        return torch.ones(x.shape[0], x.shape[1], 1), state
+
+
+def constant_hybrid(offset_V: float) -> TrainedModel:
+    normalisation = {"family": "hybrid", "features": [CURRENT, PHYSICS_VOLTAGE], "feature_mean": [0.0, 0.0],
+                     "feature_std": [1.0, 1.0], "targets": [VOLTAGE_RESIDUAL], "target_mean": [0.0],
+                     "target_std": [offset_V]}
+    return TrainedModel("constant", _ConstantResidual(), normalisation, {}, [], 0)
+
+
+def run(cell, protocol, offset_V):
+    return closed_loop_columns(cell, protocol, Fidelity(), constant_hybrid(offset_V), {})
+
+
+CASES = [(c_rate, offset) for c_rate in (0.5, 1.0, 2.0) for offset in (0.03, -0.03)]
+
+
+def test_the_surrogate_stops_where_the_plant_stops_and_the_physics_does_not():
+    """Discharges to 3.3 V and charges to 4.1 V; the plant reads ``offset`` above the physics,
+    so it reaches a cut-off where the physics reaches the cut-off minus the offset."""
+    surrogate_hits = physics_hits = 0
+    for c_rate, offset in CASES:
+        for start_soc, signed, cutoff in ((0.9, c_rate, 3.3), (0.2, -c_rate, 4.1)):
+            cell = CellSpec(initial_soc=start_soc)
+            plant = simulate(cell, ConstantCurrent(c_rate=signed, until_voltage_V=cutoff - offset,
+                                                   period_s=PERIOD_S), Fidelity(), raise_on_failure=True)
+            physics = simulate(cell, ConstantCurrent(c_rate=signed, until_voltage_V=cutoff, period_s=PERIOD_S),
+                               Fidelity(), raise_on_failure=True)
+            loop = run(cell, ConstantCurrent(c_rate=signed, until_voltage_V=cutoff, period_s=PERIOD_S), offset)
+            stop = {name: columns["Time [s]"][-1] for name, columns in
+                    (("plant", plant.columns), ("physics", physics.columns), ("loop", loop["columns"]))}
+            surrogate_hits += abs(stop["loop"] - stop["plant"]) <= PERIOD_S
+            physics_hits += abs(stop["physics"] - stop["plant"]) <= PERIOD_S
+            assert loop["status"] == "ok"
+            assert loop["columns"]["Voltage [V]"][-1] == pytest.approx(cutoff, abs=2e-3)
+    assert surrogate_hits == 2 * len(CASES)
+    assert physics_hits == 0
+
+
+def test_a_cv_hold_holds_the_corrected_voltage_and_ends_on_its_current():
+    cell = CellSpec(initial_soc=0.3)
+    protocol = Cycling(cycles=1, start="charge", charge_c_rate=1.0, cv_cutoff_c_rate=0.05, rest_s=60.0,
+                       period_s=30.0)
+    loop = run(cell, protocol, offset_V=0.03)
+    columns, capacity = loop["columns"], loop["capacity_Ah"]
+    assert loop["status"] == "ok"
+    charging = columns["Current [A]"] < 0
+    hold = charging & (np.abs(columns["Current [A]"]) < 0.98 * capacity)  # below the CC current: the CV part
+    assert hold.sum() > 10
+    np.testing.assert_allclose(columns["Voltage [V]"][hold], 4.2, atol=1e-3)
+    np.testing.assert_allclose(columns["Physics voltage [V]"][hold], 4.2 - 0.03, atol=1e-3)
+    assert columns["Voltage [V]"][charging].max() < 4.2 + 1e-3
+    # it ended on its cut-off current (the row at its end instant shows the rest's zero current)
+    assert abs(columns["Current [A]"][np.flatnonzero(hold)[-1]]) == pytest.approx(0.05 * capacity, rel=0.05)
+
+
+def test_a_step_already_past_its_cut_off_is_skipped_and_the_window_stops_the_protocol():
+    cell = CellSpec(initial_soc=1.0)
+    # the HPPC's charge pulse at full charge: the corrected voltage is above 4.2 V at its first instant
+    loop = run(cell, HPPC(levels=1, relax_s=60.0), offset_V=0.02)
+    assert loop["status"] == "ok"
+    assert loop["columns"]["Current [A]"].min() == 0.0  # no charge current ever flowed
+    # a residual that puts the cell 0.3 V above the window: a cycler's safety limit ends the test
+    stopped = run(CellSpec(initial_soc=0.9), Rest(duration_s=600.0), offset_V=0.3)
+    assert stopped["status"] == "truncated"
+    assert "left the window" in stopped["message"]
+
+
+def test_control_steps_read_the_compiled_protocol_in_amperes():
+    protocol = Cycling(cycles=1, discharge_c_rate=2.0, charge_c_rate=0.5, cv_cutoff_c_rate=0.05, rest_s=0.0)
+    steps = control_steps(compile_protocol(protocol, VoltageWindow(2.5, 4.2)), capacity_Ah=5.0)
+    assert [(step.mode, step.value, step.cutoff_V, step.cutoff_A) for step in steps] == [
+        ("current", 10.0, 2.5, None), ("current", -2.5, 4.2, None), ("voltage", 4.2, None, 0.25)]
