@@ -60,7 +60,7 @@ from sim.protocols import CompiledProtocol, Protocol, compile_protocol
 SOC = "State of charge"
 SAFETY_MARGIN_V = 0.05       # beyond the window: the protocol is infeasible, as on a cycler's safety limit
 STRETCH_SAMPLES = 64         # samples solved at once before the cut-off is checked
-CV_TOLERANCE_V = 2e-4        # a CV hold's corrected voltage within this of its value
+CV_TOLERANCE_V = 5e-4        # a CV hold's corrected voltage within this of its value
 CV_ITERATIONS = 4
 
 
@@ -284,16 +284,21 @@ class ClosedLoop:
 
     def _hold_voltage(self, step: ControlStep) -> None:
         slope = None  # d(corrected voltage)/d(current) over one interval, from the last secant
+        held: list[float] = []
         for end in _sample_times(self.phys.time_s, step.duration_s, step.period_s):
-            current, slope, (phys, rows) = self._current_for_voltage(end, step.value, slope)
+            # a held current decays about geometrically: the first guess continues the last ratio
+            guess = held[-1] * held[-1] / held[-2] if len(held) >= 2 and held[-2] != 0 else self.current_A
+            current, slope, (phys, rows) = self._current_for_voltage(end, step.value, slope, guess)
             self._accept(rows, phys, np.array([current]))
+            held.append(current)
             if step.cutoff_A is not None and abs(current) <= step.cutoff_A:
                 return
 
-    def _current_for_voltage(self, end: float, target_V: float, slope: float | None):
+    def _current_for_voltage(self, end: float, target_V: float, slope: float | None, guess: float):
         """The held current that puts the corrected voltage at ``target_V`` at ``end``
-        (secant iterations), the slope learnt and the (physics state, rows) of that current."""
-        guesses, errors, trials = [self.current_A], [], []
+        (secant iterations from ``guess``), the slope learnt and the (physics state, rows) of
+        that current."""
+        guesses, errors, trials = [guess], [], []
         for _ in range(CV_ITERATIONS):
             phys, physics = self.physics.advance(self.phys, np.array([end]), np.array([guesses[-1]]))
             rows = self._trial(physics, self.last.state, self.phys.time_s)

@@ -116,7 +116,7 @@ class PhysicsStepper:
         # the model's clock runs on from the state's time (a step's t_eval counts from its start)
         inputs = self.prepared.inputs | self._knot_inputs(state.time_s + knot_times, knot_values)
         solution = self.simulation.step(relative[-1], t_eval=knot_times, t_interp=relative[1:],
-                                        starting_solution=state.solution, inputs=inputs)
+                                        starting_solution=state.solution, inputs=inputs, save=False)
         # the solver also reports its stops (the knots): keep the columns at the sample times
         solved = solution.all_ts[-1]
         columns_at = np.abs(solved[None, :] - (state.time_s + relative[1:])[:, None]).argmin(axis=1)
