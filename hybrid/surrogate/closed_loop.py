@@ -1,68 +1,67 @@
 """The hybrid runs the protocol: physics and residual advance together, the cycler acts on the
-corrected voltage.
+corrected voltage, and many designs advance in lockstep.
 
 A cycler decides the current from what it measures. Run open loop (physics runs the protocol,
 the residual is added afterwards), the surrogate's cut-offs, CV holds and safety limits acted
 on the *physics* voltage, so a corrected voltage could sail past 4.2 V on a charge the plant's
-cycler would have ended. Here the protocol is executed step by step like a cycler:
+cycler would have ended. Here every design's protocol is executed like a cycler, one sample
+interval at a time, all designs of a batch together:
 
-- a current step (CC, rest, drive profile) is solved a stretch of samples at a time
-  (:class:`sim.physics.stepper.PhysicsStepper`), the residual model advances over the same rows,
-  and where the *corrected* voltage crosses the step's cut-off the stretch is solved again up to
-  the crossing (interpolated between samples);
+- a current step (CC, rest, drive profile) advances interval by interval; where the *corrected*
+  voltage crosses the step's cut-off, the interval is solved again up to the crossing
+  (interpolated between the two samples) and the step ends;
 - a CV hold picks, interval by interval, the held current that puts the corrected voltage at the
-  hold's value at the interval's end (secant iterations on the physics + residual), and ends
-  when that current falls below the hold's cut-off;
-- every step also stops the protocol when the corrected voltage leaves the cell's window by more
-  than ``SAFETY_MARGIN_V`` (as PyBaMM's experiment stops on its voltage events).
+  hold's value at the interval's end (secant iterations on physics + residual), and ends when
+  that current falls to the hold's cut-off;
+- a step already past its cut-off when it starts is skipped, as PyBaMM's experiment skips it;
+  a corrected voltage beyond the cell's window by ``SAFETY_MARGIN_V`` ends the protocol
+  ("truncated"), as PyBaMM's voltage events do.
 
-The physics is driven as in training: the counterpart of a corpus sample follows the plant's
-current (held per sample interval, the current-trace model); here it follows the current the
-controller decided on the corrected voltage. A row at a step boundary shows the new step's
-current (PyBaMM's experiment output keeps the value after the boundary), and the residual reads
-it that way, as in training.
+The physics is driven as in training: there it followed the plant's current, held per sample
+interval; here the current the controller decided on the corrected voltage. A row shows the
+current flowing from its instant on (PyBaMM's experiment output keeps the value after a step
+boundary), and the residual reads it that way, as in training.
+
+One interval of every design is one call of each model: the physics through
+:class:`sim.physics.batched.BatchedStepper` (compiled, ~10 us a design-interval) where the
+fidelity allows it (SPM), else through one :class:`sim.physics.stepper.PhysicsStepper` per design
+(IDAKLU, ~1 ms a design-interval); the residual as its exported one-step CasADi function
+(:mod:`hybrid.export.casadi`, equal to the torch model to ~1e-8 V) mapped over the designs, the
+same flat state for every model kind.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import pybamm
-import torch
 
-from hybrid.data import (
-    AMBIENT,
-    CURRENT,
-    DESIGN_PREFIX,
-    PHYSICS_SOC,
-    PHYSICS_TEMPERATURE,
-    PHYSICS_VOLTAGE,
-    TEMPERATURE,
-    TIME,
-    TIME_STEP,
-    VOLTAGE,
-    Record,
-    decode_outputs,
-    normalise_features,
-)
+from hybrid.data.columns import DESIGN_PREFIX, PHYSICS_SOC, PHYSICS_TEMPERATURE, PHYSICS_VOLTAGE, SOC_RESIDUAL, \
+    TEMPERATURE, TEMPERATURE_RESIDUAL, TIME_STEP, VOLTAGE, VOLTAGE_RESIDUAL
+from hybrid.export.casadi import NEXT_STATE, STATE, casadi_step
 from hybrid.surrogate.metrics import PROTOCOL_VOLTAGE
-from hybrid.train import TrainedModel, torch_threads
+from hybrid.train import TrainedModel
 from sim.cells import CellSpec
 from sim.corpus import PHYSICS_COLUMNS, WORKER_CACHE
 from sim.errors import ConfigError
 from sim.physics import Fidelity, ModelCache
-from sim.physics.stepper import PhysicsStepper, StepperState
+from sim.physics.batched import BatchedStepper, BatchState, Mapped, StepScheme
+from sim.physics.stepper import PhysicsStepper
 from sim.protocols import CompiledProtocol, Protocol, compile_protocol
+
+log = logging.getLogger(__name__)
 
 SOC = "State of charge"
 SAFETY_MARGIN_V = 0.05       # beyond the window: the protocol is infeasible, as on a cycler's safety limit
-STRETCH_SAMPLES = 64         # samples solved at once before the cut-off is checked
 CV_TOLERANCE_V = 5e-4        # a CV hold's corrected voltage within this of its value
 CV_ITERATIONS = 4
-
+BATCH_SIZE = 256             # designs advanced together
+STOICHIOMETRIES = ("X-averaged negative particle surface stoichiometry",
+                   "X-averaged positive particle surface stoichiometry")
 
 @dataclass(frozen=True)
 class ControlStep:
@@ -110,242 +109,391 @@ def _control_step(step: pybamm.step.BaseStep, capacity_Ah: float) -> ControlStep
     return ControlStep("current", float(step.value) * scale, float(step.duration), float(step.period), cutoff_V)
 
 
-class HybridStepper:
-    """The residual model advanced a few rows at a time from a carried state."""
+# --- the models, every design at once -------------------------------------------------------
 
-    def __init__(self, trained: TrainedModel, design: dict[str, float], capacity_Ah: float):
-        self.model, self.normalisation = trained.model, trained.normalisation
-        self.design = {DESIGN_PREFIX + name: value for name, value in design.items()}
-        self.capacity_Ah = capacity_Ah
 
-    @torch.no_grad()
-    def advance(self, state: Any, physics: dict[str, np.ndarray], previous_time_s: float,
-                ) -> tuple[Any, dict[str, np.ndarray]]:
-        """(state after the rows, corrected columns) for physics rows (``physics`` columns)."""
-        record = self._record(physics)
-        raw = np.column_stack([np.diff(physics[TIME], prepend=previous_time_s) if name == TIME_STEP
-                               else record.column(name) for name in self.normalisation["features"]])
-        inputs = torch.from_numpy(normalise_features(raw, self.normalisation))[None]
-        with torch_threads(1):  # tiny models: one thread (see TrainConfig.threads)
-            outputs, state = self.model(inputs, state)
-        voltage, soc, temperature = decode_outputs(outputs[0].double().numpy(), record, self.normalisation)
+class ResidualBatch:
+    """The run's residual model over many designs: its one-step CasADi function mapped over
+    them, states (designs, n). ``advance`` reads the physics rows and returns the corrected ones."""
+
+    def __init__(self, trained: TrainedModel, designs: list[dict[str, float]]):
+        self.function = casadi_step(trained)
+        self.features = [name for name in self.function.name_in() if name != STATE]
+        self.outputs = [name for name in self.function.name_out() if name != NEXT_STATE]
+        self.count = len(designs)
+        self.mapped = Mapped(self.function, self.count, threads=1)
+        self.design = {DESIGN_PREFIX + name: np.array([design.get(name, np.nan) for design in designs])
+                       for name in {name for design in designs for name in design}}
+        self.physics_name = {renamed: name for name, renamed in PHYSICS_COLUMNS.items()} | {PHYSICS_SOC: SOC}
+
+    def initial_state(self) -> np.ndarray:
+        return np.zeros((self.count, self.function.size1_in(STATE)))
+
+    def advance(self, state: np.ndarray, physics: dict[str, np.ndarray], time_step_s: np.ndarray,
+                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(next states, corrected columns) after one row per design."""
+        arguments = [self._feature(name, physics, time_step_s) for name in self.features]
+        *values, next_state = self.mapped(*(argument[:, None] for argument in arguments), state)
+        outputs = {name: value[:, 0] for name, value in zip(self.outputs, values)}
+        voltage = physics[VOLTAGE] + outputs[VOLTAGE_RESIDUAL]
         corrected = {VOLTAGE: voltage, PHYSICS_VOLTAGE: physics[VOLTAGE], PROTOCOL_VOLTAGE: voltage,
-                     SOC: soc if soc is not None else physics[SOC]}
-        if temperature is not None:
-            corrected.update({TEMPERATURE: temperature, PHYSICS_TEMPERATURE: physics[TEMPERATURE]})
-        return state, corrected
+                     SOC: physics[SOC] + outputs[SOC_RESIDUAL] if SOC_RESIDUAL in outputs else physics[SOC]}
+        if TEMPERATURE_RESIDUAL in outputs:
+            corrected[TEMPERATURE] = physics[TEMPERATURE] + outputs[TEMPERATURE_RESIDUAL]
+            corrected[PHYSICS_TEMPERATURE] = physics[TEMPERATURE]
+        return next_state, corrected
 
-    def _record(self, physics: dict[str, np.ndarray]) -> Record:
-        columns = {TIME: physics[TIME], CURRENT: physics[CURRENT], AMBIENT: physics[AMBIENT]}
-        columns.update({renamed: physics[name] for name, renamed in PHYSICS_COLUMNS.items() if name in physics})
-        columns.setdefault(PHYSICS_SOC, physics[SOC])
-        return Record(0, columns, self.design, float(physics[AMBIENT][0]), self.capacity_Ah, {})
+    def _feature(self, name: str, physics: dict[str, np.ndarray], time_step_s: np.ndarray) -> np.ndarray:
+        if name == TIME_STEP:
+            return time_step_s
+        if name in self.design:
+            return self.design[name]
+        return physics[self.physics_name.get(name, name)]  # Current, Ambient, Physics ... columns
 
 
-class _Crossing(Exception):
-    """The corrected voltage left the window in a step: the protocol cannot go on."""
+class SteppersInLockstep:
+    """The BatchedStepper interface over one PhysicsStepper (IDAKLU) per cell, for fidelities the
+    compiled stepper cannot take (SPMe, DFN). A cell the solver cannot follow gives NaN rows."""
+
+    def __init__(self, cells: list[CellSpec], fidelity: Fidelity, cache: ModelCache | None = None):
+        self.steppers = [PhysicsStepper(cell, fidelity, cache or WORKER_CACHE) for cell in cells]
+        self.capacity_Ah = np.array([stepper.capacity_Ah for stepper in self.steppers])
+        self.windows = [stepper.prepared.window for stepper in self.steppers]
+
+    def initial_state(self) -> list:
+        return [stepper.initial_state() for stepper in self.steppers]
+
+    def outputs_at(self, state: list, current_A: np.ndarray) -> dict[str, np.ndarray]:
+        return _stack([stepper.outputs_at(cell_state, current)
+                       for stepper, cell_state, current in zip(self.steppers, state, current_A)])
+
+    def advance(self, state: list, dt_s: np.ndarray, current_A: np.ndarray, next_current_A: np.ndarray,
+                ) -> tuple[list, dict[str, np.ndarray]]:
+        new_state, rows = [], []
+        for stepper, cell_state, dt, current, after in zip(self.steppers, state, dt_s, current_A, next_current_A):
+            if dt <= 0:  # a design that waits: its row is not read
+                new_state.append(cell_state)
+                rows.append(None)
+                continue
+            try:
+                cell_state, row = stepper.advance(cell_state, np.array([cell_state.time_s + dt]), np.array([current]),
+                                                  after)
+            except pybamm.SolverError:
+                row = {name: np.full(1, np.nan) for name in stepper.outputs_at(cell_state, current)}
+            new_state.append(cell_state)
+            rows.append(row)
+        blank = {name: np.full(1, np.nan) for name in next((row for row in rows if row is not None),
+                                                           self.steppers[0].outputs_at(state[0], 0.0))}
+        return new_state, _stack([row if row is not None else blank for row in rows])
+
+
+def _stack(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {name: np.concatenate([row[name] for row in rows]) for name in rows[0]}
+
+
+def physics_batch(cells: list[CellSpec], fidelity: Fidelity, cache: ModelCache | None = None):
+    """The compiled BatchedStepper where the fidelity allows it, else PhysicsSteppers in lockstep."""
+    for scheme in (StepScheme(), StepScheme(jit=False)):
+        try:
+            batch = BatchedStepper(cells, fidelity, scheme)
+            batch.windows = [prepared.window for prepared in batch.prepared]
+            return batch
+        except ConfigError as error:
+            log.info("BatchedStepper (%s): %s", "compiled" if scheme.jit else "interpreted", error)
+    return SteppersInLockstep(cells, fidelity, cache)
+
+
+def _select(mask: np.ndarray, new: Any, old: Any) -> Any:
+    """Per design: ``new`` where ``mask``, else ``old`` (physics states of either backend, arrays)."""
+    if isinstance(new, BatchState):
+        return BatchState(np.where(mask[:, None], new.y, old.y), np.where(mask, new.time_s, old.time_s))
+    if isinstance(new, np.ndarray):
+        return np.where(mask.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+    return [n if m else o for m, n, o in zip(mask, new, old)]
+
+
+# --- one design's place in its protocol ----------------------------------------------------
 
 
 @dataclass
-class _Rows:
-    """Physics rows with the residual model run over them: corrected columns, the state after
-    the last row and the state before it (a step boundary reads the last row again)."""
+class _Plan:
+    """Where a design is in its protocol: the step, its sample times, a CV hold's learning."""
 
-    physics: dict[str, np.ndarray]
-    corrected: dict[str, np.ndarray]
-    state: Any
-    state_before_last: Any
-    time_before_last: float
+    steps: list[ControlStep]
+    window: tuple[float, float]
+    index: int = -1
+    times: np.ndarray = field(default_factory=lambda: np.empty(0))  # the step's sample times [s]
+    sample: int = 0                                                  # the next of them
+    start_s: float = 0.0
+    held: list[float] = field(default_factory=list)                 # a CV hold's accepted currents
+    slope: float | None = None                                       # its d(voltage)/d(current)
+    attempts: list[tuple[float, float]] = field(default_factory=list)  # this interval's (current, error)
+    ending: bool = False                                             # the interval now solved ends the step
+    crossing: tuple[float, list] | None = None                       # (limit, (dt, voltage) tried) being refined
+    status: str = "ok"
+    message: str = ""
+
+    @property
+    def step(self) -> ControlStep:
+        return self.steps[self.index]
+
+    @property
+    def done(self) -> bool:
+        return self.index >= len(self.steps) or self.status != "ok"
+
+    def open(self, time_s: float, current_A: float) -> None:
+        """Start the step at ``time_s``."""
+        step = self.step
+        count = max(int(np.ceil(step.duration_s / step.period_s - 1e-9)), 1)
+        self.times = time_s + np.minimum(np.arange(1, count + 1) * step.period_s, step.duration_s)
+        self.sample, self.start_s, self.held, self.attempts, self.ending = 0, time_s, [], [], False
+        self.crossing = None
+
+    def current_at(self, time_s: float) -> float:
+        step = self.step
+        if step.profile is None:
+            return step.value
+        return float(np.interp(time_s - self.start_s, *step.profile))
 
 
-class ClosedLoop:
-    """One cell's protocol run by the hybrid (physics + residual) as a cycler would run it.
+class _Lockstep:
+    """Every design's protocol, one sample interval of all of them per iteration."""
 
-    The latest rows stay open (``self.last``) until the next stretch: when a step starts, its
-    row at the same instant replaces the last of them with its own current.
-    """
+    def __init__(self, physics, residual: ResidualBatch, steps: list[list[ControlStep]]):
+        self.physics, self.residual = physics, residual
+        self.count = len(steps)
+        self.plans = [_Plan(design_steps, (window.lower - SAFETY_MARGIN_V, window.upper + SAFETY_MARGIN_V))
+                      for design_steps, window in zip(steps, physics.windows)]
+        self.state = physics.initial_state()
+        self.time_s = np.zeros(self.count)
+        self.memory = residual.initial_state()            # after the last row
+        self.memory_before = residual.initial_state()     # before it (a step boundary reads it again)
+        self.time_before = np.zeros(self.count)
+        self.current = np.zeros(self.count)               # of the last interval
+        self.voltage = np.full(self.count, np.nan)        # corrected, at the last row
+        self.rows: list[list[np.ndarray]] = [[] for _ in range(self.count)]
+        self.names: list[str] | None = None
 
-    def __init__(self, physics: PhysicsStepper, hybrid: HybridStepper):
-        self.physics, self.hybrid = physics, hybrid
-        window = physics.prepared.window
-        self.safety = (window.lower - SAFETY_MARGIN_V, window.upper + SAFETY_MARGIN_V)
-        self.done: list[dict[str, np.ndarray]] = []  # rows before the open one, per stretch
-        self.phys: StepperState = physics.initial_state()
-        self.last: _Rows | None = None
-        self.current_A = 0.0  # the current of the last interval
+    def run(self) -> None:
+        self._open(np.ones(self.count, dtype=bool))
+        while True:
+            active = np.array([not plan.done for plan in self.plans])
+            if not active.any():
+                return
+            self._interval(active)
 
-    def run(self, steps: list[ControlStep]) -> tuple[str, str]:
-        """Run every step; (status "ok" or "truncated", message)."""
-        for number, step in enumerate(steps):
-            if not self._start(step):
-                continue  # its cut-off is already past: skipped, as PyBaMM's experiment skips it
-            try:
-                self._hold_voltage(step) if step.mode == "voltage" else self._apply_current(step)
-            except _Crossing as crossing:
-                return "truncated", f"stopped in step {number + 1}/{len(steps)}: {crossing}"
-            except pybamm.SolverError as error:
-                return "truncated", (f"stopped in step {number + 1}/{len(steps)}: the physics solver failed: "
-                                     f"{str(error).strip().splitlines()[0]}")
-        return "ok", f"ran {len(steps)} step(s) in the loop"
+    # --- a step's first row -----------------------------------------------------------------
 
-    def columns(self) -> dict[str, np.ndarray]:
-        parts = self.done + ([self._row(self.last, slice(None))] if self.last is not None else [])
-        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    def _open(self, opening: np.ndarray) -> None:
+        """Move the ``opening`` designs to their next step that is not already past its cut-off,
+        and show its first current on the row at this instant."""
+        first = np.array([not rows for rows in self.rows])
+        while opening.any():
+            current = self.current.copy()
+            for d in np.flatnonzero(opening):
+                plan = self.plans[d]
+                plan.index += 1
+                if plan.done:
+                    opening[d] = False
+                    continue
+                if plan.step.mode == "current":
+                    current[d] = plan.current_at(self.time_s[d])
+            if not opening.any():
+                return
+            physics = self.physics.outputs_at(self.state, current)
+            before = np.where(first[:, None], self.residual.initial_state(), self.memory_before)
+            memory, corrected = self.residual.advance(before, physics, self.time_s - np.where(first, self.time_s,
+                                                                                             self.time_before))
+            skipped = opening & ~first & self._past_cutoff(corrected[VOLTAGE], current)
+            taken = opening & ~skipped
+            for d in np.flatnonzero(taken):
+                self._keep(d, physics, corrected, replace=not first[d])
+                self.plans[d].open(self.time_s[d], current[d])
+            self.memory = _select(taken, memory, self.memory)
+            self.current = np.where(taken, current, self.current)
+            self.voltage = np.where(taken, corrected[VOLTAGE], self.voltage)
+            opening = skipped
 
-    # --- rows -------------------------------------------------------------------------------
+    def _past_cutoff(self, voltage: np.ndarray, current: np.ndarray) -> np.ndarray:
+        past = np.zeros(self.count, dtype=bool)
+        for d, plan in enumerate(self.plans):
+            step = plan.step if not plan.done else None
+            if step is not None and step.mode == "current" and step.cutoff_V is not None:
+                past[d] = voltage[d] <= step.cutoff_V if current[d] > 0 else (
+                    current[d] < 0 and voltage[d] >= step.cutoff_V)
+        return past
 
-    def _trial(self, physics: dict[str, np.ndarray], state: Any, previous_time_s: float) -> _Rows:
-        """The residual model over ``physics`` rows from ``state`` (nothing kept)."""
-        if len(physics[TIME]) == 1:
-            after, corrected = self.hybrid.advance(state, physics, previous_time_s)
-            return _Rows(physics, corrected, after, state, previous_time_s)
-        head = {name: values[:-1] for name, values in physics.items()}
-        tail = {name: values[-1:] for name, values in physics.items()}
-        middle, corrected_head = self.hybrid.advance(state, head, previous_time_s)
-        after, corrected_tail = self.hybrid.advance(middle, tail, float(head[TIME][-1]))
-        corrected = {name: np.concatenate([corrected_head[name], corrected_tail[name]]) for name in corrected_tail}
-        return _Rows(physics, corrected, after, middle, float(head[TIME][-1]))
+    # --- one interval -------------------------------------------------------------------------
 
-    def _accept(self, rows: _Rows, phys: StepperState, held: np.ndarray) -> None:
-        if self.last is not None:
-            self.done.append(self._row(self.last, slice(None)))
-        self.last = rows
-        self.phys, self.current_A = phys, float(held[-1])
+    def _interval(self, active: np.ndarray) -> None:
+        dt, current, after = self._proposals(active)
+        pending = active.copy()
+        for _ in range(CV_ITERATIONS + 1):
+            state, physics = self.physics.advance(self.state, dt, current, after)
+            memory, corrected = self.residual.advance(self.memory, physics, dt)
+            retry = np.zeros(self.count, dtype=bool)
+            for d in np.flatnonzero(pending):
+                change = self._review(d, dt[d], current[d], physics, corrected)
+                if change is None:
+                    continue
+                retry[d] = True
+                dt[d], current[d], after[d] = change
+            accepted = pending & ~retry
+            self._accept(accepted, state, memory, physics, corrected, dt, current)
+            pending = retry
+            if not pending.any():
+                break
+            dt = np.where(pending, dt, 0.0)
+        ending = np.array([not plan.done and plan.ending for plan in self.plans]) & active
+        if ending.any():
+            self._open(ending)
+
+    def _proposals(self, active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each active design's next interval: (length [s], held current [A], current after it)."""
+        dt, current, after = np.zeros(self.count), self.current.copy(), self.current.copy()
+        for d in np.flatnonzero(active):
+            plan = self.plans[d]
+            dt[d] = plan.times[plan.sample] - self.time_s[d]
+            if plan.step.mode == "voltage":
+                held = plan.held
+                current[d] = held[-1] * held[-1] / held[-2] if len(held) >= 2 and held[-2] != 0 else self.current[d]
+                after[d] = current[d]
+            else:
+                current[d] = plan.current_at(self.time_s[d])
+                last = plan.sample + 1 >= len(plan.times)
+                after[d] = current[d] if last else plan.current_at(plan.times[plan.sample])
+        return dt, current, after
+
+    def _review(self, d: int, dt: float, current: float, physics: dict, corrected: dict,
+                ) -> tuple[float, float, float] | None:
+        """None to accept design ``d``'s interval, else the (dt, current, after) to solve it again."""
+        plan, voltage = self.plans[d], corrected[VOLTAGE][d]
+        if not (np.isfinite(physics[VOLTAGE][d]) and all(0.0 <= physics[name][d] <= 1.0 for name in STOICHIOMETRIES
+                                                          if name in physics)):
+            plan.status, plan.message = "truncated", f"the physics model left its range at t = {self.time_s[d]:.0f} s"
+            plan.ending = False  # the interval's row is not kept
+            return None
+        if plan.step.mode == "voltage":
+            return self._review_hold(plan, dt, current, voltage - plan.step.value)
+        if plan.crossing is not None:
+            return self._refine_crossing(plan, dt, current, voltage)
+        outside = not plan.window[0] <= voltage <= plan.window[1]
+        step = plan.step
+        past = step.cutoff_V is not None and ((current > 0 and voltage <= step.cutoff_V)
+                                              or (current < 0 and voltage >= step.cutoff_V))
+        if past or outside:
+            limit = step.cutoff_V if past else min(plan.window, key=lambda v: abs(v - voltage))
+            plan.crossing = (limit, [(0.0, self.voltage[d])])
+            if outside and not past:
+                plan.status = "truncated"
+                plan.message = (f"the corrected voltage {voltage:.3f} V left the window [{plan.window[0]:.2f}, "
+                                f"{plan.window[1]:.2f}] V near t = {self.time_s[d] + dt:.0f} s")
+            return self._refine_crossing(plan, dt, current, voltage)
+        plan.sample += 1
+        plan.ending = plan.sample >= len(plan.times)
+        return None
 
     @staticmethod
-    def _row(rows: _Rows, index: slice) -> dict[str, np.ndarray]:
-        return {name: values[index] for name, values in (rows.physics | rows.corrected).items()}
-
-    def _start(self, step: ControlStep) -> bool:
-        """Open the step: the row at its start shows its first current, read by the residual
-        from the state before the row it replaces. False (nothing changed) when the corrected
-        voltage with that current is already past the step's cut-off."""
-        current = self.current_A if step.mode == "voltage" else float(_current_at(step, np.zeros(1))[0])
-        row = self.physics.outputs_at(self.phys, current)
-        if self.last is None:
-            opened = self._trial(row, None, float(row[TIME][0]))
-        else:
-            opened = self._trial(row, self.last.state_before_last, self.last.time_before_last)
-        if self.last is not None and step.mode == "current" and step.cutoff_V is not None:
-            crossing = self._first_crossing(step, opened.corrected[VOLTAGE], np.array([current]))
-            if crossing is not None and crossing[1] == "cutoff":
-                return False
-        if self.last is not None and len(self.last.physics[TIME]) > 1:  # keep the rows before the replaced one
-            self.done.append(self._row(self.last, slice(0, -1)))
-        self.last, self.current_A = opened, current
-        return True
-
-    # --- current steps ----------------------------------------------------------------------
-
-    def _apply_current(self, step: ControlStep) -> None:
-        start = self.phys.time_s
-        times = _sample_times(start, step.duration_s, step.period_s)
-        currents = _current_at(step, np.append(0.0, times[:-1] - start))  # each interval holds its start value
-        for first in range(0, len(times), STRETCH_SAMPLES):
-            stretch, held = times[first: first + STRETCH_SAMPLES], currents[first: first + STRETCH_SAMPLES]
-            following = currents[first + STRETCH_SAMPLES] if first + STRETCH_SAMPLES < len(times) else None
-            phys, physics = self.physics.advance(self.phys, stretch, held, following)
-            rows = self._trial(physics, self.last.state, self.phys.time_s)
-            crossing = self._first_crossing(step, rows.corrected[VOLTAGE], held)
-            if crossing is None:
-                self._accept(rows, phys, held)
-                continue
-            index, reason = crossing
-            stretch = np.append(stretch[:index], self._crossing_time(stretch, rows.corrected[VOLTAGE], index, step))
-            phys, physics = self.physics.advance(self.phys, stretch, held[: index + 1])
-            self._accept(self._trial(physics, self.last.state, self.phys.time_s), phys, held[: index + 1])
-            if reason == "safety":
-                raise _Crossing(f"the corrected voltage {rows.corrected[VOLTAGE][index]:.3f} V left the window "
-                                f"[{self.safety[0]:.2f}, {self.safety[1]:.2f}] V at t = {stretch[-1]:.0f} s")
-            return
-
-    def _first_crossing(self, step: ControlStep, voltage: np.ndarray, held: np.ndarray) -> tuple[int, str] | None:
-        """(row, "cutoff" or "safety") of the first row past the step's cut-off or the window."""
-        outside = (voltage < self.safety[0]) | (voltage > self.safety[1])
-        past = np.zeros(len(voltage), dtype=bool)
-        if step.cutoff_V is not None:
-            past = np.where(held > 0, voltage <= step.cutoff_V, (held < 0) & (voltage >= step.cutoff_V))
-        hits = np.flatnonzero(past | outside)
-        if not len(hits):
+    def _refine_crossing(plan: _Plan, dt: float, current: float, voltage: float) -> tuple[float, float, float] | None:
+        """Where within the interval the corrected voltage reaches the crossed limit: regula falsi
+        on the interval's length, to CV_TOLERANCE_V or CV_ITERATIONS solves; then the step ends."""
+        limit, points = plan.crossing
+        points.append((dt, voltage))
+        plan.ending = True
+        if abs(voltage - limit) <= CV_TOLERANCE_V or len(points) > CV_ITERATIONS:
+            plan.crossing = None
             return None
-        return int(hits[0]), ("cutoff" if past[hits[0]] else "safety")
+        side = np.sign(points[0][1] - limit)
+        if all(np.sign(p[1] - limit) == side for p in points):  # the last row was already past it
+            plan.crossing = None
+            return None
+        before = max((p for p in points if np.sign(p[1] - limit) == side), key=lambda p: p[0])
+        after = min((p for p in points if np.sign(p[1] - limit) != side), key=lambda p: p[0])
+        change = after[1] - before[1]
+        fraction = 0.5 if change == 0 else float(np.clip((limit - before[1]) / change, 0.0, 1.0))
+        return max(before[0] + fraction * (after[0] - before[0]), 1e-3), current, current
 
-    def _crossing_time(self, times: np.ndarray, voltage: np.ndarray, index: int, step: ControlStep) -> float:
-        """When the corrected voltage reached the cut-off (or the window), linear between samples."""
-        before_t = times[index - 1] if index else self.phys.time_s
-        before_v = voltage[index - 1] if index else float(self.last.corrected[VOLTAGE][-1])
-        inside = self.safety[0] <= voltage[index] <= self.safety[1]
-        limit = step.cutoff_V if inside else min(self.safety, key=lambda v: abs(v - voltage[index]))
-        change = voltage[index] - before_v
-        fraction = 1.0 if change == 0 else float(np.clip((limit - before_v) / change, 0.0, 1.0))
-        return float(max(before_t + fraction * (times[index] - before_t), before_t + 1e-3))
+    def _review_hold(self, plan: _Plan, dt: float, current: float, error: float) -> tuple[float, float, float] | None:
+        plan.attempts.append((current, error))
+        if abs(error) > CV_TOLERANCE_V and len(plan.attempts) < CV_ITERATIONS:
+            (i0, e0), (i1, e1) = (plan.attempts[-2], plan.attempts[-1]) if len(plan.attempts) > 1 else \
+                ((np.nan, np.nan), plan.attempts[-1])
+            if np.isfinite(i0) and i1 != i0:
+                plan.slope = (e1 - e0) / (i1 - i0)
+            slope = plan.slope if plan.slope is not None and plan.slope < 0 else -0.02  # V/A: discharge lowers it
+            guess = current - error / slope
+            return dt, guess, guess
+        plan.held.append(current)
+        plan.attempts = []
+        plan.sample += 1
+        cutoff = plan.step.cutoff_A
+        plan.ending = plan.sample >= len(plan.times) or (cutoff is not None and abs(current) <= cutoff)
+        return None
 
-    # --- CV holds ---------------------------------------------------------------------------
+    # --- rows ---------------------------------------------------------------------------------
 
-    def _hold_voltage(self, step: ControlStep) -> None:
-        slope = None  # d(corrected voltage)/d(current) over one interval, from the last secant
-        held: list[float] = []
-        for end in _sample_times(self.phys.time_s, step.duration_s, step.period_s):
-            # a held current decays about geometrically: the first guess continues the last ratio
-            guess = held[-1] * held[-1] / held[-2] if len(held) >= 2 and held[-2] != 0 else self.current_A
-            current, slope, (phys, rows) = self._current_for_voltage(end, step.value, slope, guess)
-            self._accept(rows, phys, np.array([current]))
-            held.append(current)
-            if step.cutoff_A is not None and abs(current) <= step.cutoff_A:
-                return
+    def _accept(self, accepted: np.ndarray, state, memory: np.ndarray, physics: dict, corrected: dict,
+                dt: np.ndarray, current: np.ndarray) -> None:
+        usable = accepted & np.array([plan.status == "ok" or plan.ending for plan in self.plans]) & np.isfinite(
+            physics[VOLTAGE])
+        for d in np.flatnonzero(usable):
+            self._keep(d, physics, corrected, replace=False)
+        self.state = _select(usable, state, self.state)
+        self.memory_before = _select(usable, self.memory, self.memory_before)
+        self.time_before = np.where(usable, self.time_s, self.time_before)
+        self.memory = _select(usable, memory, self.memory)
+        self.time_s = np.where(usable, self.time_s + dt, self.time_s)
+        self.current = np.where(usable, current, self.current)
+        self.voltage = np.where(usable, corrected[VOLTAGE], self.voltage)
 
-    def _current_for_voltage(self, end: float, target_V: float, slope: float | None, guess: float):
-        """The held current that puts the corrected voltage at ``target_V`` at ``end``
-        (secant iterations from ``guess``), the slope learnt and the (physics state, rows) of
-        that current."""
-        guesses, errors, trials = [guess], [], []
-        for _ in range(CV_ITERATIONS):
-            phys, physics = self.physics.advance(self.phys, np.array([end]), np.array([guesses[-1]]))
-            rows = self._trial(physics, self.last.state, self.phys.time_s)
-            errors.append(float(rows.corrected[VOLTAGE][-1]) - target_V)
-            trials.append((phys, rows))
-            if abs(errors[-1]) <= CV_TOLERANCE_V:
-                break
-            if len(errors) >= 2 and guesses[-1] != guesses[-2]:
-                slope = (errors[-1] - errors[-2]) / (guesses[-1] - guesses[-2])
-            usable = slope if slope is not None and slope < 0 else -0.02  # V/A: more discharge, lower voltage
-            guesses.append(guesses[-1] - errors[-1] / usable)
-        best = int(np.argmin(np.abs(errors)))
-        return guesses[best], slope, trials[best]
+    def _keep(self, d: int, physics: dict, corrected: dict, replace: bool) -> None:
+        if self.names is None:  # the physics columns the residual leaves alone, then the corrected ones
+            self.names = [name for name in physics if name not in corrected] + list(corrected)
+        row = np.array([(corrected[name] if name in corrected else physics[name])[d] for name in self.names])
+        if replace:
+            self.rows[d][-1] = row
+        else:
+            self.rows[d].append(row)
 
-
-def _sample_times(start: float, duration_s: float, period_s: float) -> np.ndarray:
-    """Sample instants after ``start`` every ``period_s`` up to ``start + duration_s`` (included)."""
-    count = max(int(np.ceil(duration_s / period_s - 1e-9)), 1)
-    times = start + np.minimum(np.arange(1, count + 1) * period_s, duration_s)
-    return times
+    def columns(self, d: int) -> dict[str, np.ndarray]:
+        table = np.array(self.rows[d])
+        return {name: table[:, k] for k, name in enumerate(self.names)}
 
 
-def _current_at(step: ControlStep, elapsed_s: np.ndarray) -> np.ndarray:
-    """The step's current [A] at ``elapsed_s`` into it (a profile: linear between its points)."""
-    if step.profile is None:
-        return np.full(len(elapsed_s), step.value)
-    return np.interp(elapsed_s, *step.profile)
+def run_hybrid(cells: list[CellSpec], protocols: list[Protocol], fidelity: Fidelity, trained: TrainedModel,
+               designs: list[dict[str, float]], cache: ModelCache | None = None) -> list[dict[str, Any]]:
+    """Each cell's protocol run by the hybrid (``fidelity`` physics + ``trained`` residual), the
+    cells in lockstep: the result dicts of :func:`hybrid.surrogate.models.simulate_columns`,
+    "Voltage [V]" corrected. A batch whose physics cannot be built gives failed results (data)."""
+    started = time.perf_counter()
+    try:
+        physics = physics_batch(cells, fidelity, cache)
+        steps = [control_steps(compile_protocol(protocol, window), capacity)
+                 for protocol, window, capacity in zip(protocols, physics.windows, physics.capacity_Ah)]
+        loop = _Lockstep(physics, ResidualBatch(trained, designs), steps)
+        loop.run()
+    except ConfigError:
+        raise
+    except Exception as error:  # a failed batch is data, not a crashed search
+        message = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+        log.warning("hybrid batch failed: %s", message)
+        return [_failed(message, (time.perf_counter() - started) / len(cells)) for _ in cells]
+    wall = (time.perf_counter() - started) / len(cells)
+    results = []
+    for d, (plan, window) in enumerate(zip(loop.plans, physics.windows)):
+        message = plan.message or f"ran {len(plan.steps)} step(s) in the loop"
+        results.append({"status": plan.status, "message": message, "columns": loop.columns(d),
+                        "capacity_Ah": float(physics.capacity_Ah[d]), "window_V": (window.lower, window.upper),
+                        "wall_s": wall})
+    return results
+
+
+def _failed(message: str, wall_s: float) -> dict[str, Any]:
+    return {"status": "failed", "message": message, "columns": {}, "capacity_Ah": float("nan"),
+            "window_V": (float("nan"), float("nan")), "wall_s": wall_s}
 
 
 def closed_loop_columns(cell: CellSpec, protocol: Protocol, fidelity: Fidelity, trained: TrainedModel,
                         design: dict[str, float], cache: ModelCache | None = None) -> dict[str, Any]:
-    """``protocol`` on ``cell`` run by the hybrid (``fidelity`` physics + ``trained`` residual):
-    the result dict of :func:`hybrid.surrogate.models.simulate_columns`, "Voltage [V]" corrected.
-    A physics model that cannot be built or started gives status "failed" (data, not a crash)."""
-    started = time.perf_counter()
-    try:
-        physics = PhysicsStepper(cell, fidelity, cache or WORKER_CACHE)
-        loop = ClosedLoop(physics, HybridStepper(trained, design, physics.capacity_Ah))
-        status, message = loop.run(control_steps(compile_protocol(protocol, physics.prepared.window),
-                                                 physics.capacity_Ah))
-        columns = loop.columns()
-    except ConfigError:
-        raise
-    except Exception as error:  # a failed design is data, not a crashed search
-        message = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
-        return {"status": "failed", "message": message, "columns": {}, "capacity_Ah": float("nan"),
-                "window_V": (float("nan"), float("nan")), "wall_s": time.perf_counter() - started}
-    window = physics.prepared.window
-    return {"status": status, "message": message, "columns": columns, "capacity_Ah": physics.capacity_Ah,
-            "window_V": (window.lower, window.upper), "wall_s": time.perf_counter() - started}
+    """One design's :func:`run_hybrid` result."""
+    return run_hybrid([cell], [protocol], fidelity, trained, [design], cache)[0]

@@ -42,7 +42,7 @@ from hybrid.data import (
     TIME_STEP,
 )
 from hybrid.models import require_causal
-from hybrid.surrogate.closed_loop import closed_loop_columns
+from hybrid.surrogate.closed_loop import BATCH_SIZE, run_hybrid
 from hybrid.surrogate.mass import MassModel, cell_mass_volume
 from hybrid.surrogate.metrics import METRICS, MetricOptions, trajectory_metrics
 from hybrid.train import (
@@ -333,11 +333,15 @@ class HybridSurrogate(RunModel):
 
     def _simulate(self, cells: list[CellSpec], protocols: list[Protocol], designs: list[dict[str, float]],
                   backend: Backend, workers: int | None) -> list[dict[str, Any]]:
-        """The hybrid runs each protocol (:mod:`hybrid.surrogate.closed_loop`)."""
-        jobs = [(cell, protocol, self.fidelity, self.trained, design)
-                for cell, protocol, design in zip(cells, protocols, designs)]
-        return run_simulations(jobs, backend=backend, cache=self.cache, workers=workers, label="surrogate runs",
-                               job=closed_loop_columns)
+        """The hybrid runs each protocol (:mod:`hybrid.surrogate.closed_loop`), BATCH_SIZE designs
+        in lockstep per job: one job here, or the batches spread over Ray workers."""
+        batches = [slice(first, first + BATCH_SIZE) for first in range(0, len(cells), BATCH_SIZE)]
+        jobs = [(cells[part], protocols[part], self.fidelity, self.trained, designs[part]) for part in batches]
+        results = run_simulations(jobs, backend=backend, cache=self.cache, workers=workers, label="surrogate batches",
+                                  job=run_hybrid)
+        # a batch whose worker was lost on every retry comes back as one failed result
+        return [result for job, batch in zip(jobs, results)
+                for result in (batch if isinstance(batch, list) else [batch] * len(job[0]))]
 
 
 def _per_design(protocol: Protocol | Sequence[Protocol], count: int) -> list[Protocol]:

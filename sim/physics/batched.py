@@ -116,6 +116,9 @@ class BatchedStepper:
                  threads: int = 1):
         if not cells:
             raise ConfigError("BatchedStepper: cells is empty; give at least one CellSpec")
+        if fidelity.model != "spm":  # the fixed-step scheme is checked on SPM only: SPMe's electrolyte is stiffer
+            raise ConfigError(f"BatchedStepper: fidelity model '{fidelity.model}'; allowed: spm (the fixed-step "
+                              "scheme is validated on SPM; SPMe with Chen2020 expands but diverges at 10 s steps)")
         _check_shared_structure(cells)
         self.cells, self.scheme, self.threads = list(cells), scheme, threads
         self.prepared = [prepare_cell(cell, fidelity) for cell in cells]
@@ -129,7 +132,7 @@ class BatchedStepper:
         self.capacity_Ah = np.array([prepared.capacity_Ah for prepared in self.prepared])
         self._initial_soc = np.array([cell.initial_soc for cell in cells])
         self._ambient_K = np.array([cell.ambient_temperature_K for cell in cells])
-        self._mapped: dict[str, _Mapped] = {}
+        self._mapped: dict[str, Mapped] = {}
 
     def initial_state(self) -> BatchState:
         y0, = self._map("initial")(self.inputs)
@@ -163,9 +166,9 @@ class BatchedStepper:
             raise ValueError(f"{name}: expected one value per cell ({len(self.cells)}), got shape {values.shape}")
         return np.broadcast_to(values, (len(self.cells),))
 
-    def _map(self, name: str) -> _Mapped:
+    def _map(self, name: str) -> Mapped:
         if name not in self._mapped:
-            self._mapped[name] = _Mapped(getattr(self.functions, name), len(self.cells), self.threads)
+            self._mapped[name] = Mapped(getattr(self.functions, name), len(self.cells), self.threads)
         return self._mapped[name]
 
     def _columns(self, values: np.ndarray, time_s: np.ndarray) -> dict[str, np.ndarray]:
@@ -177,7 +180,7 @@ class BatchedStepper:
         return columns
 
 
-class _Mapped:
+class Mapped:
     """A function mapped over the cells, called on numpy arrays without copies: argument and
     result k are (cells, size k) C-ordered arrays, the memory layout of CasADi's (size k, cells)
     (CasADi's own numpy conversion costs ~50 ns a number, more than the step at 256 cells)."""

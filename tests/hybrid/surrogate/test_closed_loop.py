@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from hybrid.data import CURRENT, PHYSICS_VOLTAGE, VOLTAGE_RESIDUAL
+from hybrid.models import ResidualRNN, ResidualRNNConfig
 from hybrid.surrogate.closed_loop import closed_loop_columns, control_steps
 from hybrid.train import TrainedModel
 from sim.cells import CellSpec
@@ -16,20 +17,18 @@ from sim.protocols.steps import VoltageWindow
 PERIOD_S = 10.0
 
 
-class _ConstantResidual(torch.nn.Module):
-    """Always one normalised output: with target_std = offset, the residual is the offset."""
-
-    causal = True
-
-    def forward(self, x, state=None):
-        return torch.ones(x.shape[0], x.shape[1], 1), state
-
-
 def constant_hybrid(offset_V: float) -> TrainedModel:
+    """A GRU residual whose weights are zero and whose head says 1: with target_std = offset,
+    the residual is the offset at every row."""
+    model = ResidualRNN(ResidualRNNConfig(input_size=2, output_size=1, hidden_size=2, layers=1))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.zero_()
+        model.head.bias.fill_(1.0)
     normalisation = {"family": "hybrid", "features": [CURRENT, PHYSICS_VOLTAGE], "feature_mean": [0.0, 0.0],
                      "feature_std": [1.0, 1.0], "targets": [VOLTAGE_RESIDUAL], "target_mean": [0.0],
                      "target_std": [offset_V]}
-    return TrainedModel("constant", _ConstantResidual(), normalisation, {}, [], 0)
+    return TrainedModel("constant", model.eval(), normalisation, {}, [], 0)
 
 
 def run(cell, protocol, offset_V):
@@ -95,3 +94,14 @@ def test_control_steps_read_the_compiled_protocol_in_amperes():
     steps = control_steps(compile_protocol(protocol, VoltageWindow(2.5, 4.2)), capacity_Ah=5.0)
     assert [(step.mode, step.value, step.cutoff_V, step.cutoff_A) for step in steps] == [
         ("current", 10.0, 2.5, None), ("current", -2.5, 4.2, None), ("voltage", 4.2, None, 0.25)]
+
+
+def test_a_fidelity_the_compiled_stepper_cannot_take_runs_on_idaklu_steppers_the_same_way():
+    cell, offset, fidelity = CellSpec(initial_soc=0.9), 0.03, Fidelity(model="spme")
+    protocol = ConstantCurrent(c_rate=1.0, until_voltage_V=3.4, period_s=PERIOD_S)
+    plant = simulate(cell, ConstantCurrent(c_rate=1.0, until_voltage_V=3.4 - offset, period_s=PERIOD_S), fidelity,
+                     raise_on_failure=True)
+    loop = closed_loop_columns(cell, protocol, fidelity, constant_hybrid(offset), {})
+    assert loop["status"] == "ok"
+    assert abs(loop["columns"]["Time [s]"][-1] - plant.columns["Time [s]"][-1]) <= PERIOD_S
+    assert loop["columns"]["Voltage [V]"][-1] == pytest.approx(3.4, abs=1e-3)
