@@ -27,6 +27,10 @@ SPMe's right-hand side reads the OCP and does not expand; a DFN has algebraic eq
 
 from __future__ import annotations
 
+import atexit
+import functools
+import shutil
+import tempfile
 from dataclasses import dataclass
 from typing import Literal
 
@@ -246,7 +250,8 @@ def _compile(fidelity: Fidelity, prepared: PreparedCell, input_names: list[str],
     current, next_current = casadi.MX.sym("I"), casadi.MX.sym("I_next")
     parameters = casadi.MX.sym("p", len(input_names))
     y1 = interval(y, dt, current, parameters)
-    options = {"jit": True, "compiler": "shell", "jit_options": {"flags": ["-O2"], "verbose": False}} \
+    options = {"jit": True, "compiler": "shell", "jit_name": "hybat_step", "jit_cleanup": False,
+               "jit_options": {"flags": ["-O2"], "verbose": False, "directory": _jit_directory(), "cleanup": False}} \
         if scheme.jit else {}
     try:
         step = casadi.Function("step", [y, dt, current, next_current, parameters],
@@ -256,6 +261,15 @@ def _compile(fidelity: Fidelity, prepared: PreparedCell, input_names: list[str],
         raise ConfigError(f"StepScheme(jit=True): compiling the step failed ({str(error).splitlines()[0]}); "
                           "install a C compiler or pass jit=False (~5x slower)") from None
     return _Functions(initial, row, step, output_names)
+
+
+@functools.cache
+def _jit_directory() -> str:
+    """One temporary directory per process for the compiled steps' C sources and libraries
+    (CasADi writes them to the working directory otherwise), removed at exit, with them."""
+    directory = tempfile.mkdtemp(prefix="hybat_jit_")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
 
 
 def _built_model(fidelity: Fidelity, prepared: PreparedCell, input_names: list[str]) -> pybamm.BaseModel:
