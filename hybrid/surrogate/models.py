@@ -246,7 +246,7 @@ class RunModel(abc.ABC):
         """Evaluate each design under ``protocol`` (one for all designs, or one per design).
 
         Returns one :class:`DesignEvaluation` per design, in order; ``self.timing`` holds the
-        seconds spent simulating, correcting and in total.
+        seconds spent running the models (``simulate_s``) and in total (``wall_s``).
         """
         started = time.perf_counter()
         protocols = _per_design(protocol, len(designs))
