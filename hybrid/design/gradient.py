@@ -15,8 +15,9 @@ The problem (``configs/design/fast_charge.yaml``'s constraints on a free profile
 - decisions: a charge C-rate c_k in [0, max_c_rate] held over each of K intervals of ``period_s``;
 - constraints at every row, the charge's first to its last: corrected voltage <= max_voltage_V
   and the physics' plating margin (x-averaged negative surface potential difference) >=
-  min_plating_margin_V. The last row shows the last interval's current (the cycler would show
-  the rest's): conservative;
+  min_plating_margin_V, both at the end of each interval with its own current (the loaded
+  voltage a cycler's limits act on) and at the same instant with the next current (the row the
+  residual reads, as in training);
 - objective: the shortest charge reaching ``target_soc``. With a fixed grid, time is the number
   of intervals, an integer: for a given K, IPOPT maximises the charged SOC (linear in c)
   plus EARLY_WEIGHT times the mean SOC over the intervals (once the end voltage bounds the
@@ -170,7 +171,8 @@ def _crossing_interval(cell: HybridCell, y, memory, current: float, voltage: flo
 @dataclass
 class ChargeNLP:
     """The NLP for K intervals: ``nlp`` (x: C-rates (K,), f: see :func:`charge_nlp`, g: corrected
-    voltages (K+1,) then plating margins (K+1,)), its bounds, and IPOPT on it."""
+    voltages (2K,) then plating margins (2K,): the start's row, then each interval's loaded row and
+    boundary row), its bounds, and IPOPT on it."""
 
     intervals: int
     nlp: dict
@@ -186,11 +188,15 @@ def charge_nlp(cell: HybridCell, start: ChargeStart, intervals: int, options: Ch
     memory, row = cell.reread(start.y, start.memory_before, start.time_step_s, current[0])
     rows, y = [row], casadi.DM(start.y)
     for k in range(intervals):
-        after = current[min(k + 1, intervals - 1)]
-        y, memory, row = cell.advance(y, memory, options.period_s, current[k], after)
-        rows.append(row)
-    voltage = casadi.vertcat(*(row[VOLTAGE] for row in rows))           # (K+1,)
-    plating = casadi.vertcat(*(row[NEGATIVE_POTENTIAL] for row in rows))  # (K+1,)
+        # the cycler's limits act on the loaded voltage at the interval's end (its own current)...
+        y_end, _, loaded = cell.advance(y, memory, options.period_s, current[k], current[k])
+        rows.append(loaded)
+        if k + 1 < intervals:  # ...and the residual reads the row there with the next current, as in training
+            memory, boundary = cell.reread(y_end, memory, options.period_s, current[k + 1])
+            rows.append(boundary)
+        y = y_end
+    voltage = casadi.vertcat(*(row[VOLTAGE] for row in rows))           # (2K,)
+    plating = casadi.vertcat(*(row[NEGATIVE_POTENTIAL] for row in rows))  # (2K,)
     charged = casadi.cumsum(c_rates) * options.period_s / SECONDS_PER_HOUR  # (K,) SOC after each interval
     # the final charge, and a little of the mean SOC: once the end voltage bounds the total,
     # many profiles charge as much, and the one charging earliest is the one to cut at the target
@@ -198,8 +204,8 @@ def charge_nlp(cell: HybridCell, start: ChargeStart, intervals: int, options: Ch
     nlp = {"x": c_rates, "f": objective, "g": casadi.vertcat(voltage, plating)}
     inf = np.inf
     bounds = {"lbx": np.zeros(intervals), "ubx": np.full(intervals, options.max_c_rate),
-              "lbg": np.r_[np.full(intervals + 1, -inf), np.full(intervals + 1, options.min_plating_margin_V)],
-              "ubg": np.r_[np.full(intervals + 1, options.max_voltage_V), np.full(intervals + 1, inf)]}
+              "lbg": np.r_[np.full(len(rows), -inf), np.full(len(rows), options.min_plating_margin_V)],
+              "ubg": np.r_[np.full(len(rows), options.max_voltage_V), np.full(len(rows), inf)]}
     solver = casadi.nlpsol("optimal_charge", "ipopt", nlp, {
         "ipopt.hessian_approximation": "limited-memory", "ipopt.max_iter": options.max_iterations,
         "ipopt.tol": 1e-6, "ipopt.acceptable_tol": 1e-4, "ipopt.print_level": 0, "print_time": False, "ipopt.sb": "yes"})
@@ -238,7 +244,8 @@ def solve_charge(cell: HybridCell, start: ChargeStart, intervals: int, options: 
     stats = problem.solver.stats()
     g = np.asarray(result["g"]).ravel()
     c_rates = np.clip(np.asarray(result["x"]).ravel(), 0.0, options.max_c_rate)
-    return ChargeSolve(intervals, c_rates, float(c_rates.sum() * options.period_s / SECONDS_PER_HOUR), float(g[:intervals + 1].max()), float(g[intervals + 1:].min()),
+    charged = float(c_rates.sum() * options.period_s / SECONDS_PER_HOUR)
+    return ChargeSolve(intervals, c_rates, charged, float(g[:len(g) // 2].max()), float(g[len(g) // 2:].min()),
                        stats["return_status"], int(stats["iter_count"]), wall)
 
 
