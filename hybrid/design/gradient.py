@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import casadi
 import numpy as np
 
-from hybrid.data.columns import TIME_STEP, VOLTAGE, VOLTAGE_RESIDUAL
+from hybrid.data.columns import VOLTAGE, VOLTAGE_RESIDUAL
 from hybrid.export.casadi import NEXT_STATE, STATE
 from hybrid.surrogate import HybridSurrogate, OperatingConditions
 from hybrid.surrogate.closed_loop import SOC, ResidualBatch
@@ -282,7 +282,7 @@ def optimal_charge(surrogate: HybridSurrogate, options: ChargeOptions = ChargeOp
     start = charge_start(cell, options)
     shortest = int(np.ceil(options.target_soc * SECONDS_PER_HOUR / (options.max_c_rate * options.period_s)))
     low, high = shortest - 1, None     # low: known short of the target; high: the best known to reach it
-    intervals, solves = max(int(round(1800.0 / options.period_s)), shortest), []
+    intervals, solves = max(round(1800.0 / options.period_s), shortest), []
     while high is None or high.intervals - low > 1:
         # cold starts: a longer horizon's optimum, cut, carries its idle stretches along
         solve = solve_charge(cell, start, intervals, options)
