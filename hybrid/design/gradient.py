@@ -112,7 +112,7 @@ class HybridCell:
         physics[SOC] = self.cell.initial_soc - physics["Discharge capacity [A.h]"] / self.capacity_Ah
         physics["Ambient temperature [K]"] = self.cell.ambient_temperature_K
         # the closed loop's own feature mapping (Physics columns, design values, time step)
-        features = [self.residual._feature(name, physics, time_step_s) for name in self.residual.features]
+        features = [self.residual._feature(name, physics, time_step_s, np.array([0])) for name in self.residual.features]
         features = [float(value[0]) if isinstance(value, np.ndarray) else value for value in features]
         results = self.residual.function.call(dict(zip(self.residual.features, features)) | {STATE: memory})
         row = dict(physics) | {VOLTAGE: physics[VOLTAGE] + results[VOLTAGE_RESIDUAL]}

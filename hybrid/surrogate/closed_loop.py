@@ -121,7 +121,7 @@ class ResidualBatch:
         self.features = [name for name in self.function.name_in() if name != STATE]
         self.outputs = [name for name in self.function.name_out() if name != NEXT_STATE]
         self.count = len(designs)
-        self.mapped = Mapped(self.function, self.count, threads=1)
+        self._mapped: dict[int, Mapped] = {}
         self.design = {DESIGN_PREFIX + name: np.array([design.get(name, np.nan) for design in designs])
                        for name in {name for design in designs for name in design}}
         self.physics_name = {renamed: name for name, renamed in PHYSICS_COLUMNS.items()} | {PHYSICS_SOC: SOC}
@@ -130,10 +130,13 @@ class ResidualBatch:
         return np.zeros((self.count, self.function.size1_in(STATE)))
 
     def advance(self, state: np.ndarray, physics: dict[str, np.ndarray], time_step_s: np.ndarray,
-                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(next states, corrected columns) after one row per design."""
-        arguments = [self._feature(name, physics, time_step_s) for name in self.features]
-        *values, next_state = self.mapped(*(argument[:, None] for argument in arguments), state)
+                designs: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(next states, corrected columns) after one row of each of ``designs`` (indices; the
+        states, rows and time steps are theirs)."""
+        arguments = [self._feature(name, physics, time_step_s, designs) for name in self.features]
+        if len(designs) not in self._mapped:
+            self._mapped[len(designs)] = Mapped(self.function, len(designs), threads=1)
+        *values, next_state = self._mapped[len(designs)](*(argument[:, None] for argument in arguments), state)
         outputs = {name: value[:, 0] for name, value in zip(self.outputs, values)}
         voltage = physics[VOLTAGE] + outputs[VOLTAGE_RESIDUAL]
         corrected = {VOLTAGE: voltage, PHYSICS_VOLTAGE: physics[VOLTAGE], PROTOCOL_VOLTAGE: voltage,
@@ -143,11 +146,12 @@ class ResidualBatch:
             corrected[PHYSICS_TEMPERATURE] = physics[TEMPERATURE]
         return next_state, corrected
 
-    def _feature(self, name: str, physics: dict[str, np.ndarray], time_step_s: np.ndarray) -> np.ndarray:
+    def _feature(self, name: str, physics: dict[str, np.ndarray], time_step_s: np.ndarray,
+                 designs: np.ndarray) -> np.ndarray:
         if name == TIME_STEP:
             return time_step_s
         if name in self.design:
-            return self.design[name]
+            return self.design[name][designs]
         return physics[self.physics_name.get(name, name)]  # Current, Ambient, Physics ... columns
 
 
@@ -163,28 +167,27 @@ class SteppersInLockstep:
     def initial_state(self) -> list:
         return [stepper.initial_state() for stepper in self.steppers]
 
-    def outputs_at(self, state: list, current_A: np.ndarray) -> dict[str, np.ndarray]:
-        return _stack([stepper.outputs_at(cell_state, current)
-                       for stepper, cell_state, current in zip(self.steppers, state, current_A)])
+    def subset(self, state: list, cells: np.ndarray) -> list:
+        return [state[cell] for cell in cells]
+
+    def outputs_at(self, state: list, current_A: np.ndarray, cells: np.ndarray) -> dict[str, np.ndarray]:
+        return _stack([self.steppers[cell].outputs_at(cell_state, current_A[cell])
+                       for cell, cell_state in zip(cells, state)])
 
     def advance(self, state: list, dt_s: np.ndarray, current_A: np.ndarray, next_current_A: np.ndarray,
-                ) -> tuple[list, dict[str, np.ndarray]]:
+                cells: np.ndarray) -> tuple[list, dict[str, np.ndarray]]:
+        """``state`` and the results: the cells ``cells`` only; the other arguments all cells."""
         new_state, rows = [], []
-        for stepper, cell_state, dt, current, after in zip(self.steppers, state, dt_s, current_A, next_current_A):
-            if dt <= 0:  # a design that waits: its row is not read
-                new_state.append(cell_state)
-                rows.append(None)
-                continue
+        for cell, cell_state in zip(cells, state):
+            stepper, current = self.steppers[cell], current_A[cell]
             try:
-                cell_state, row = stepper.advance(cell_state, np.array([cell_state.time_s + dt]), np.array([current]),
-                                                  after)
-            except pybamm.SolverError:
+                cell_state, row = stepper.advance(cell_state, np.array([cell_state.time_s + dt_s[cell]]),
+                                                  np.array([current]), next_current_A[cell])
+            except pybamm.SolverError:  # the design's run ends there: its rows are NaN
                 row = {name: np.full(1, np.nan) for name in stepper.outputs_at(cell_state, current)}
             new_state.append(cell_state)
             rows.append(row)
-        blank = {name: np.full(1, np.nan) for name in next((row for row in rows if row is not None),
-                                                           self.steppers[0].outputs_at(state[0], 0.0))}
-        return new_state, _stack([row if row is not None else blank for row in rows])
+        return new_state, _stack(rows)
 
 
 def _stack(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -203,13 +206,21 @@ def physics_batch(cells: list[CellSpec], fidelity: Fidelity, cache: ModelCache |
     return SteppersInLockstep(cells, fidelity, cache)
 
 
-def _select(mask: np.ndarray, new: Any, old: Any) -> Any:
-    """Per design: ``new`` where ``mask``, else ``old`` (physics states of either backend, arrays)."""
-    if isinstance(new, BatchState):
-        return BatchState(np.where(mask[:, None], new.y, old.y), np.where(mask, new.time_s, old.time_s))
-    if isinstance(new, np.ndarray):
-        return np.where(mask.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
-    return [n if m else o for m, n, o in zip(mask, new, old)]
+def _scatter(full: Any, cells: np.ndarray, part: Any) -> Any:
+    """``full`` (physics states of either backend, or an array over designs) with the entries of
+    ``cells`` replaced by ``part`` (theirs, in that order)."""
+    if isinstance(full, BatchState):
+        y, time_s = full.y.copy(), full.time_s.copy()
+        y[cells], time_s[cells] = part.y, part.time_s
+        return BatchState(y, time_s)
+    if isinstance(full, np.ndarray):
+        full = full.copy()
+        full[cells] = part
+        return full
+    full = list(full)
+    for cell, value in zip(cells, part):
+        full[cell] = value
+    return full
 
 
 # --- one design's place in its protocol ----------------------------------------------------
@@ -288,62 +299,62 @@ class _Lockstep:
         """Move the ``opening`` designs to their next step that is not already past its cut-off,
         and show its first current on the row at this instant."""
         first = np.array([not rows for rows in self.rows])
-        while opening.any():
+        cells = np.flatnonzero(opening)
+        while len(cells):
             current = self.current.copy()
-            for d in np.flatnonzero(opening):
+            for d in cells:
                 plan = self.plans[d]
                 plan.index += 1
-                if plan.done:
-                    opening[d] = False
-                    continue
-                if plan.step.mode == "current":
+                if not plan.done and plan.step.mode == "current":
                     current[d] = plan.current_at(self.time_s[d])
-            if not opening.any():
+            cells = np.array([d for d in cells if not self.plans[d].done], dtype=int)
+            if not len(cells):
                 return
-            physics = self.physics.outputs_at(self.state, current)
-            before = np.where(first[:, None], self.residual.initial_state(), self.memory_before)
-            memory, corrected = self.residual.advance(before, physics, self.time_s - np.where(first, self.time_s,
-                                                                                             self.time_before))
-            skipped = opening & ~first & self._past_cutoff(corrected[VOLTAGE], current)
-            taken = opening & ~skipped
-            for d in np.flatnonzero(taken):
-                self._keep(d, physics, corrected, replace=not first[d])
+            physics = self.physics.outputs_at(self.physics.subset(self.state, cells), current, cells)
+            before = np.where(first[cells, None], 0.0, self.memory_before[cells])
+            time_step = np.where(first[cells], 0.0, self.time_s[cells] - self.time_before[cells])
+            memory, corrected = self.residual.advance(before, physics, time_step, cells)
+            skipped = ~first[cells] & self._past_cutoff(cells, corrected[VOLTAGE], current[cells])
+            taken = np.flatnonzero(~skipped)
+            for j in taken:
+                d = cells[j]
+                self._keep(d, j, physics, corrected, replace=not first[d])
                 self.plans[d].open(self.time_s[d], current[d])
-            self.memory = _select(taken, memory, self.memory)
-            self.current = np.where(taken, current, self.current)
-            self.voltage = np.where(taken, corrected[VOLTAGE], self.voltage)
-            opening = skipped
+            self.memory = _scatter(self.memory, cells[taken], memory[taken])
+            self.current[cells[taken]] = current[cells[taken]]
+            self.voltage[cells[taken]] = corrected[VOLTAGE][taken]
+            cells = cells[skipped]
 
-    def _past_cutoff(self, voltage: np.ndarray, current: np.ndarray) -> np.ndarray:
-        past = np.zeros(self.count, dtype=bool)
-        for d, plan in enumerate(self.plans):
-            step = plan.step if not plan.done else None
-            if step is not None and step.mode == "current" and step.cutoff_V is not None:
-                past[d] = voltage[d] <= step.cutoff_V if current[d] > 0 else (
-                    current[d] < 0 and voltage[d] >= step.cutoff_V)
+    def _past_cutoff(self, cells: np.ndarray, voltage: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """Per design of ``cells``: its step's cut-off is already past at its first row."""
+        past = np.zeros(len(cells), dtype=bool)
+        for j, d in enumerate(cells):
+            step = self.plans[d].step
+            if step.mode == "current" and step.cutoff_V is not None:
+                past[j] = voltage[j] <= step.cutoff_V if current[j] > 0 else (
+                    current[j] < 0 and voltage[j] >= step.cutoff_V)
         return past
 
     # --- one interval -------------------------------------------------------------------------
 
     def _interval(self, active: np.ndarray) -> None:
+        """One interval of every active design; designs whose interval must be solved again
+        (a cut-off crossed, a CV hold off its voltage) are solved again alone."""
         dt, current, after = self._proposals(active)
-        pending = active.copy()
-        for _ in range(CV_ITERATIONS + 1):
-            state, physics = self.physics.advance(self.state, dt, current, after)
-            memory, corrected = self.residual.advance(self.memory, physics, dt)
-            retry = np.zeros(self.count, dtype=bool)
-            for d in np.flatnonzero(pending):
-                change = self._review(d, dt[d], current[d], physics, corrected)
-                if change is None:
-                    continue
-                retry[d] = True
-                dt[d], current[d], after[d] = change
-            accepted = pending & ~retry
-            self._accept(accepted, state, memory, physics, corrected, dt, current)
-            pending = retry
-            if not pending.any():
+        cells = np.flatnonzero(active)
+        for _ in range(CV_ITERATIONS + 2):
+            state, physics = self.physics.advance(self.physics.subset(self.state, cells), dt, current, after, cells)
+            memory, corrected = self.residual.advance(self.memory[cells], physics, dt[cells], cells)
+            retry = np.zeros(len(cells), dtype=bool)
+            for j, d in enumerate(cells):
+                change = self._review(d, j, dt[d], current[d], physics, corrected)
+                if change is not None:
+                    retry[j] = True
+                    dt[d], current[d], after[d] = change
+            self._accept(cells, np.flatnonzero(~retry), state, memory, physics, corrected, dt, current)
+            cells = cells[retry]
+            if not len(cells):
                 break
-            dt = np.where(pending, dt, 0.0)
         ending = np.array([not plan.done and plan.ending for plan in self.plans]) & active
         if ending.any():
             self._open(ending)
@@ -364,11 +375,12 @@ class _Lockstep:
                 after[d] = current[d] if last else plan.current_at(plan.times[plan.sample])
         return dt, current, after
 
-    def _review(self, d: int, dt: float, current: float, physics: dict, corrected: dict,
+    def _review(self, d: int, j: int, dt: float, current: float, physics: dict, corrected: dict,
                 ) -> tuple[float, float, float] | None:
-        """None to accept design ``d``'s interval, else the (dt, current, after) to solve it again."""
-        plan, voltage = self.plans[d], corrected[VOLTAGE][d]
-        if not (np.isfinite(physics[VOLTAGE][d]) and all(0.0 <= physics[name][d] <= 1.0 for name in STOICHIOMETRIES
+        """None to accept design ``d``'s interval (row ``j`` of the columns), else the
+        (dt, current, after) to solve it again."""
+        plan, voltage = self.plans[d], corrected[VOLTAGE][j]
+        if not (np.isfinite(physics[VOLTAGE][j]) and all(0.0 <= physics[name][j] <= 1.0 for name in STOICHIOMETRIES
                                                           if name in physics)):
             plan.status, plan.message = "truncated", f"the physics model left its range at t = {self.time_s[d]:.0f} s"
             plan.ending = False  # the interval's row is not kept
@@ -432,24 +444,29 @@ class _Lockstep:
 
     # --- rows ---------------------------------------------------------------------------------
 
-    def _accept(self, accepted: np.ndarray, state, memory: np.ndarray, physics: dict, corrected: dict,
-                dt: np.ndarray, current: np.ndarray) -> None:
-        usable = accepted & np.array([plan.status == "ok" or plan.ending for plan in self.plans]) & np.isfinite(
-            physics[VOLTAGE])
-        for d in np.flatnonzero(usable):
-            self._keep(d, physics, corrected, replace=False)
-        self.state = _select(usable, state, self.state)
-        self.memory_before = _select(usable, self.memory, self.memory_before)
-        self.time_before = np.where(usable, self.time_s, self.time_before)
-        self.memory = _select(usable, memory, self.memory)
-        self.time_s = np.where(usable, self.time_s + dt, self.time_s)
-        self.current = np.where(usable, current, self.current)
-        self.voltage = np.where(usable, corrected[VOLTAGE], self.voltage)
+    def _accept(self, cells: np.ndarray, rows: np.ndarray, state, memory: np.ndarray, physics: dict,
+                corrected: dict, dt: np.ndarray, current: np.ndarray) -> None:
+        """Keep rows ``rows`` of the columns of ``cells`` (their designs' intervals accepted)."""
+        usable = np.array([j for j in rows if (self.plans[cells[j]].status == "ok" or self.plans[cells[j]].ending)
+                           and np.isfinite(physics[VOLTAGE][j])], dtype=int)
+        if not len(usable):
+            return
+        designs = cells[usable]
+        for j, d in zip(usable, designs):
+            self._keep(d, j, physics, corrected, replace=False)
+        self.state = _scatter(self.state, designs, self.physics.subset(state, usable))
+        self.memory_before = _scatter(self.memory_before, designs, self.memory[designs])
+        self.time_before[designs] = self.time_s[designs]
+        self.memory = _scatter(self.memory, designs, memory[usable])
+        self.time_s[designs] = self.time_s[designs] + dt[designs]
+        self.current[designs] = current[designs]
+        self.voltage[designs] = corrected[VOLTAGE][usable]
 
-    def _keep(self, d: int, physics: dict, corrected: dict, replace: bool) -> None:
+    def _keep(self, d: int, j: int, physics: dict, corrected: dict, replace: bool) -> None:
+        """Design ``d``'s row: row ``j`` of the columns (appended, or replacing its last row)."""
         if self.names is None:  # the physics columns the residual leaves alone, then the corrected ones
             self.names = [name for name in physics if name not in corrected] + list(corrected)
-        row = np.array([(corrected[name] if name in corrected else physics[name])[d] for name in self.names])
+        row = np.array([(corrected[name] if name in corrected else physics[name])[j] for name in self.names])
         if replace:
             self.rows[d][-1] = row
         else:

@@ -136,33 +136,44 @@ class BatchedStepper:
         self.capacity_Ah = np.array([prepared.capacity_Ah for prepared in self.prepared])
         self._initial_soc = np.array([cell.initial_soc for cell in cells])
         self._ambient_K = np.array([cell.ambient_temperature_K for cell in cells])
-        self._mapped: dict[str, Mapped] = {}
+        self._mapped: dict[tuple[str, int], Mapped] = {}
 
     def initial_state(self) -> BatchState:
         y0, = self._map("initial")(self.inputs)
         return BatchState(y0, np.zeros(len(self.cells)))
 
-    def outputs_at(self, state: BatchState, current_A: np.ndarray | float) -> dict[str, np.ndarray]:
+    def outputs_at(self, state: BatchState, current_A: np.ndarray | float,
+                   cells: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The row of every cell at ``state`` with ``current_A`` flowing from that instant on
-        (a trajectory's row at a step boundary shows the new step's current)."""
-        values, = self._map("row")(state.y, self._per_cell(current_A, "current_A"), self.inputs)
-        return self._columns(values, state.time_s)
+        (a trajectory's row at a step boundary shows the new step's current). ``cells``: only
+        these (indices; ``state`` and the result then hold just them, ``current_A`` all cells)."""
+        rows = slice(None) if cells is None else np.asarray(cells)
+        values, = self._map("row", rows)(state.y, self._per_cell(current_A, "current_A")[rows], self.inputs[rows])
+        return self._columns(values, state.time_s, rows)
 
     def advance(self, state: BatchState, dt_s: np.ndarray | float, current_A: np.ndarray | float,
-                next_current_A: np.ndarray | float | None = None) -> tuple[BatchState, dict[str, np.ndarray]]:
+                next_current_A: np.ndarray | float | None = None, cells: np.ndarray | None = None,
+                ) -> tuple[BatchState, dict[str, np.ndarray]]:
         """Advance cell i by ``dt_s[i]`` [s] holding ``current_A[i]`` [A]; return the new state
         and the rows at the intervals' ends, which show ``next_current_A`` (default: the
         interval's own current, the next not decided yet). ``dt_s`` 0 leaves a cell where it
-        is (a design whose protocol ended waits for the others). ``state`` stays valid."""
-        dt_s = self._per_cell(dt_s, "dt_s")
+        is (a design whose protocol ended waits for the others). ``state`` stays valid.
+        ``cells``: advance only these (indices): ``state`` and the results hold just them, the
+        per-cell arguments all cells (a few cells solved again cost a few cells, not the batch)."""
+        rows = slice(None) if cells is None else np.asarray(cells)
+        dt_s = self._per_cell(dt_s, "dt_s")[rows]
         invalid = ~(np.isfinite(dt_s) & (dt_s >= 0.0))
         if invalid.any():
             raise ValueError(f"dt_s: sample intervals must be finite and >= 0; got {dt_s[invalid][:3]}")
-        current_A = self._per_cell(current_A, "current_A")
-        after = current_A if next_current_A is None else self._per_cell(next_current_A, "next_current_A")
-        y, values = self._map("step")(state.y, dt_s, current_A, after, self.inputs)
+        current_A = self._per_cell(current_A, "current_A")[rows]
+        after = current_A if next_current_A is None else self._per_cell(next_current_A, "next_current_A")[rows]
+        y, values = self._map("step", rows)(state.y, dt_s, current_A, after, self.inputs[rows])
         new = BatchState(y, state.time_s + dt_s)
-        return new, self._columns(values, new.time_s)
+        return new, self._columns(values, new.time_s, rows)
+
+    def subset(self, state: BatchState, cells: np.ndarray) -> BatchState:
+        """The state of ``cells`` only (indices), for ``advance(..., cells=cells)``."""
+        return BatchState(state.y[cells], state.time_s[cells])
 
     def _per_cell(self, values: np.ndarray | float, name: str) -> np.ndarray:
         values = np.asarray(values, dtype=float)
@@ -170,17 +181,20 @@ class BatchedStepper:
             raise ValueError(f"{name}: expected one value per cell ({len(self.cells)}), got shape {values.shape}")
         return np.broadcast_to(values, (len(self.cells),))
 
-    def _map(self, name: str) -> Mapped:
-        if name not in self._mapped:
-            self._mapped[name] = Mapped(getattr(self.functions, name), len(self.cells), self.threads)
-        return self._mapped[name]
+    def _map(self, name: str, rows: slice | np.ndarray = slice(None)) -> Mapped:
+        count = len(self.cells) if isinstance(rows, slice) else len(rows)
+        if (name, count) not in self._mapped:
+            self._mapped[name, count] = Mapped(getattr(self.functions, name), count, self.threads)
+        return self._mapped[name, count]
 
-    def _columns(self, values: np.ndarray, time_s: np.ndarray) -> dict[str, np.ndarray]:
-        """Named columns of the outputs ``values`` (cells, outputs)."""
+    def _columns(self, values: np.ndarray, time_s: np.ndarray, rows: slice | np.ndarray = slice(None),
+                 ) -> dict[str, np.ndarray]:
+        """Named columns of the outputs ``values`` (cells, outputs) of the cells ``rows``."""
         columns = {OUTPUT_VARIABLES[name]: values[:, row] for row, name in enumerate(self.functions.output_names)}
         columns["Time [s]"] = time_s
-        columns["Ambient temperature [K]"] = self._ambient_K
-        columns["State of charge"] = self._initial_soc - columns["Discharge capacity [A.h]"] / self.capacity_Ah
+        columns["Ambient temperature [K]"] = self._ambient_K[rows]
+        columns["State of charge"] = (self._initial_soc[rows]
+                                      - columns["Discharge capacity [A.h]"] / self.capacity_Ah[rows])
         return columns
 
 
