@@ -8,8 +8,8 @@ and two switch SOCs) by sampling. Here the whole current profile is the decision
 The problem (``configs/design/fast_charge.yaml``'s constraints on a free profile):
 
 - start: the end of a 1C discharge to 2.5 V and a 300 s rest from the corpus cell's SOC, run by
-  the same hybrid functions numerically, the cut-off acting on the corrected voltage as the
-  cycler of :mod:`hybrid.surrogate.closed_loop` does. This is the state the optuna loop's
+  the surrogate's closed loop (:class:`hybrid.surrogate.closed_loop.Lockstep`, the cut-off on
+  the corrected voltage) with the same functions. This is the state the optuna loop's
   fast charges start from, so both answer the same question (SOC 0 from the physics' initial
   function would skip the residual's memory of the discharge and the relaxation);
 - decisions: a charge C-rate c_k in [0, max_c_rate] held over each of K intervals of ``period_s``;
@@ -41,15 +41,13 @@ import numpy as np
 from hybrid.data.columns import VOLTAGE, VOLTAGE_RESIDUAL
 from hybrid.export.casadi import NEXT_STATE, STATE
 from hybrid.surrogate import HybridSurrogate, OperatingConditions
-from hybrid.surrogate.closed_loop import SOC, ResidualBatch
+from hybrid.surrogate.closed_loop import SOC, Lockstep, ResidualBatch, control_steps
 from hybrid.surrogate.metrics import NEGATIVE_POTENTIAL
 from sim.errors import ConfigError
 from sim.physics.batched import BatchedStepper, StepScheme
 from sim.physics.summary import OUTPUT_VARIABLES
-from sim.protocols import Sequence as StepSequence
+from sim.protocols import Sequence as StepSequence, compile_protocol
 
-CV_TOLERANCE_V = 5e-4   # the discharge's cut-off crossing is located to this (as the closed loop's)
-CROSSING_ITERATIONS = 4
 SECONDS_PER_HOUR = 3600.0
 EARLY_WEIGHT = 0.1      # of the mean SOC in the objective, beside the final SOC
 
@@ -131,41 +129,15 @@ class ChargeStart:
 
 
 def charge_start(cell: HybridCell, options: ChargeOptions) -> ChargeStart:
-    """The hybrid's state after a ``discharge_c_rate`` discharge to ``lower_voltage_V`` (the
-    corrected voltage, its crossing located within CV_TOLERANCE_V) and a ``rest_s`` rest."""
-    y = cell.physics.functions.initial(cell.parameters)
-    current = options.discharge_c_rate * cell.capacity_Ah
-    before, time_step = casadi.DM.zeros(cell.memory_size), 0.0
-    memory, row = cell.reread(y, before, time_step, current)
-    while True:
-        dt = _crossing_interval(cell, y, memory, current, float(row[VOLTAGE]), options)
-        y_next, memory_next, row = cell.advance(y, memory, dt, current, current)
-        y, before, memory, time_step = y_next, memory, memory_next, dt
-        if dt < options.start_period_s:
-            break
-    memory, _ = cell.reread(y, before, time_step, 0.0)
-    for _ in range(int(np.ceil(options.rest_s / options.start_period_s - 1e-9))):
-        y_next, memory_next, _ = cell.advance(y, memory, options.start_period_s, 0.0, 0.0)
-        y, before, memory, time_step = y_next, memory, memory_next, options.start_period_s
-    return ChargeStart(np.asarray(y).ravel(), np.asarray(before).ravel(), time_step)
-
-
-def _crossing_interval(cell: HybridCell, y, memory, current: float, voltage: float, options: ChargeOptions) -> float:
-    """The next discharge interval: ``start_period_s``, or shorter where the corrected voltage
-    reaches the cut-off within it (regula falsi on its length, as the closed loop's)."""
-    lower, points = options.lower_voltage_V, [(0.0, voltage)]
-    dt = options.start_period_s
-    for _ in range(CROSSING_ITERATIONS + 1):
-        end = float(cell.advance(y, memory, dt, current, current)[2][VOLTAGE])
-        if end > lower and dt == options.start_period_s:
-            return dt
-        points.append((dt, end))
-        if abs(end - lower) <= CV_TOLERANCE_V:
-            return dt
-        above = max((p for p in points if p[1] > lower), key=lambda p: p[0])
-        below = min((p for p in points if p[1] <= lower), key=lambda p: p[0])
-        dt = max(above[0] + (lower - above[1]) / (below[1] - above[1]) * (below[0] - above[0]), 1e-3)
-    return dt
+    """The hybrid's state after a ``discharge_c_rate`` discharge to ``lower_voltage_V`` and a
+    ``rest_s`` rest, run by the surrogate's own closed loop (the cut-off on the corrected voltage)."""
+    start = StepSequence.model_validate({"kind": "sequence", "period_s": options.start_period_s,
+                                         "steps": _start_steps(options)})
+    steps = control_steps(compile_protocol(start, cell.physics.windows[0]), cell.capacity_Ah)
+    loop = Lockstep(cell.physics, cell.residual, [steps])
+    loop.run()
+    state, memory_before, time_step = loop.end_state(0)
+    return ChargeStart(state.y[0], memory_before, time_step)
 
 
 @dataclass
@@ -327,8 +299,6 @@ def charge_protocol(c_rates: np.ndarray, last_interval_s: float, options: Charge
     """The discharge and rest of the start, the profile (one CC step an interval, each also
     ending at ``upper_voltage_V`` as a cycler's would) and a rest: the protocol to replay on
     the hybrid's closed loop or the reference, scored by :func:`trajectory_metrics`."""
-    discharge = {"kind": "cc", "c_rate": options.discharge_c_rate, "until_voltage_V": options.lower_voltage_V,
-                 "period_s": options.start_period_s}
     rest = {"kind": "rest", "duration_s": options.rest_s, "period_s": options.start_period_s}
     durations = np.r_[np.full(len(c_rates) - 1, options.period_s), last_interval_s]
     stages = [{"kind": "cc", "c_rate": -float(c_rate), "duration_s": float(duration),
@@ -336,7 +306,14 @@ def charge_protocol(c_rates: np.ndarray, last_interval_s: float, options: Charge
               if c_rate > 1e-6 else {"kind": "rest", "duration_s": float(duration), "period_s": options.period_s}
               for c_rate, duration in zip(c_rates, durations)]
     return StepSequence.model_validate({"kind": "sequence", "period_s": options.start_period_s,
-                                        "steps": [discharge, rest, *stages, rest]})
+                                        "steps": [*_start_steps(options), *stages, rest]})
+
+
+def _start_steps(options: ChargeOptions) -> list[dict]:
+    """Where every charge starts: a discharge to the lower cut-off and a rest."""
+    return [{"kind": "cc", "c_rate": options.discharge_c_rate, "until_voltage_V": options.lower_voltage_V,
+             "period_s": options.start_period_s},
+            {"kind": "rest", "duration_s": options.rest_s, "period_s": options.start_period_s}]
 
 
 def charge_metrics(columns: dict[str, np.ndarray], capacity_Ah: float, rest_c_rate: float = 0.02) -> dict[str, float]:

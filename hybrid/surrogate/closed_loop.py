@@ -198,9 +198,7 @@ def physics_batch(cells: list[CellSpec], fidelity: Fidelity, cache: ModelCache |
     """The compiled BatchedStepper where the fidelity allows it, else PhysicsSteppers in lockstep."""
     for scheme in (StepScheme(), StepScheme(jit=False)):
         try:
-            batch = BatchedStepper(cells, fidelity, scheme)
-            batch.windows = [prepared.window for prepared in batch.prepared]
-            return batch
+            return BatchedStepper(cells, fidelity, scheme)
         except ConfigError as error:
             log.info("BatchedStepper (%s): %s", "compiled" if scheme.jit else "interpreted", error)
     return SteppersInLockstep(cells, fidelity, cache)
@@ -267,7 +265,7 @@ class _Plan:
         return float(np.interp(time_s - self.start_s, *step.profile))
 
 
-class _Lockstep:
+class Lockstep:
     """Every design's protocol, one sample interval of all of them per iteration."""
 
     def __init__(self, physics, residual: ResidualBatch, steps: list[list[ControlStep]]):
@@ -472,6 +470,12 @@ class _Lockstep:
         else:
             self.rows[d].append(row)
 
+    def end_state(self, d: int) -> tuple[Any, np.ndarray, float]:
+        """Where design ``d`` ended: its physics state, the residual's state before its last row
+        and that row's time step [s] (a next step's first row replaces that row)."""
+        return (self.physics.subset(self.state, np.array([d])), self.memory_before[d],
+                float(self.time_s[d] - self.time_before[d]))
+
     def columns(self, d: int) -> dict[str, np.ndarray]:
         table = np.array(self.rows[d])
         return {name: table[:, k] for k, name in enumerate(self.names)}
@@ -487,7 +491,7 @@ def run_hybrid(cells: list[CellSpec], protocols: list[Protocol], fidelity: Fidel
         physics = physics_batch(cells, fidelity, cache)
         steps = [control_steps(compile_protocol(protocol, window), capacity)
                  for protocol, window, capacity in zip(protocols, physics.windows, physics.capacity_Ah)]
-        loop = _Lockstep(physics, ResidualBatch(trained, designs), steps)
+        loop = Lockstep(physics, ResidualBatch(trained, designs), steps)
         loop.run()
     except ConfigError:
         raise

@@ -138,6 +138,11 @@ class BatchedStepper:
         self._ambient_K = np.array([cell.ambient_temperature_K for cell in cells])
         self._mapped: dict[tuple[str, int], Mapped] = {}
 
+    @property
+    def windows(self) -> list:
+        """Each cell's voltage window (:class:`sim.protocols.VoltageWindow`)."""
+        return [prepared.window for prepared in self.prepared]
+
     def initial_state(self) -> BatchState:
         y0, = self._map("initial")(self.inputs)
         return BatchState(y0, np.zeros(len(self.cells)))
