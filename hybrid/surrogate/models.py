@@ -4,8 +4,8 @@ A run directory (written by :func:`hybrid.train.loop.run.train_run`) carries the
 trained on (``corpus_manifest.json``): the physics fidelity, the plant and the design space.
 :class:`HybridSurrogate` runs each design's protocol with the hybrid in the loop
 (:mod:`hybrid.surrogate.closed_loop`: the physics model and the residual advance together, and
-the protocol's cut-offs, CV holds and safety limits act on the corrected voltage; serially, or in
-parallel through Ray, workers returning numpy columns). The hybrid's features are built from the
+the protocol's cut-offs, CV holds and safety limits act on the corrected voltage), batches of
+BATCH_SIZE designs in lockstep: here, or spread over Ray workers that return numpy columns. The hybrid's features are built from the
 physics outputs exactly as in training (the ``Physics ...`` columns of
 :data:`sim.corpus.sample.PHYSICS_COLUMNS`), and the corrected trajectories are scored with
 :func:`hybrid.surrogate.metrics.trajectory_metrics`. The voltage is always corrected; the cell
