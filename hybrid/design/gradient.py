@@ -33,7 +33,7 @@ exact Hessian through the implicit SDIRK step would cost more than it saves.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import casadi
 import numpy as np
@@ -271,6 +271,39 @@ def optimal_charge(surrogate: HybridSurrogate, options: ChargeOptions = ChargeOp
     c_rates, last = cut_at_target(high.c_rates, options)
     charge_time = ((len(c_rates) - 1) * options.period_s + last) / 60.0
     return OptimalCharge(high, c_rates, last, charge_time, solves)
+
+
+@dataclass
+class VerifiedRound:
+    """One round of :func:`verified_optimal_charge`: the voltage limit the hybrid was held to,
+    the profile found and its figures on the hybrid's closed loop and on the reference."""
+
+    max_voltage_V: float
+    found: OptimalCharge
+    hybrid: dict[str, float]
+    reference: dict[str, float]
+
+
+def verified_optimal_charge(surrogate: HybridSurrogate, reference, options: ChargeOptions = ChargeOptions(),
+                            rounds: int = 2) -> list[VerifiedRound]:
+    """:func:`optimal_charge`, each profile replayed on the hybrid and on ``reference`` (a
+    :class:`hybrid.surrogate.ReferenceModel`); where the reference's top-of-charge voltage
+    exceeds ``max_voltage_V``, the hybrid's limit is backed off by the hybrid's error there and
+    the search runs again (at most ``rounds`` searches), as the optuna loop backs off its
+    constraints by the errors its verifications show."""
+    results, limit = [], options.max_voltage_V
+    for _ in range(rounds):
+        held = replace(options, max_voltage_V=limit)
+        found = optimal_charge(surrogate, held)
+        profile = charge_protocol(found.c_rates, found.last_interval_s, held)
+        scored = [charge_metrics(evaluation.columns, evaluation.capacity_Ah)
+                  for model in (surrogate, reference) for evaluation in model.evaluate([{}], profile)]
+        results.append(VerifiedRound(limit, found, *scored))
+        excess = scored[1]["max_charge_voltage_V"] - options.max_voltage_V
+        if excess <= 0:
+            break
+        limit -= max(scored[1]["max_charge_voltage_V"] - scored[0]["max_charge_voltage_V"], excess)
+    return results
 
 
 def _next_intervals(low: int, high: ChargeSolve | None, intervals: int, solve: ChargeSolve,
