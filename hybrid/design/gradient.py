@@ -41,7 +41,9 @@ import numpy as np
 from hybrid.data.columns import VOLTAGE, VOLTAGE_RESIDUAL
 from hybrid.export.casadi import NEXT_STATE, STATE
 from hybrid.surrogate import HybridSurrogate, OperatingConditions
-from hybrid.surrogate.closed_loop import SOC, Lockstep, ResidualBatch, control_steps
+from hybrid.surrogate.batches import SOC, ResidualBatch
+from hybrid.surrogate.closed_loop import Lockstep
+from hybrid.surrogate.control import control_steps
 from hybrid.surrogate.metrics import NEGATIVE_POTENTIAL
 from sim.errors import ConfigError
 from sim.physics.batched import BatchedStepper, StepScheme

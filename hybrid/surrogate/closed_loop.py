@@ -35,191 +35,27 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import pybamm
 
-from hybrid.data.columns import DESIGN_PREFIX, PHYSICS_SOC, PHYSICS_TEMPERATURE, PHYSICS_VOLTAGE, SOC_RESIDUAL, \
-    TEMPERATURE, TEMPERATURE_RESIDUAL, TIME_STEP, VOLTAGE, VOLTAGE_RESIDUAL
-from hybrid.export.casadi import NEXT_STATE, STATE, casadi_step
-from hybrid.surrogate.metrics import PROTOCOL_VOLTAGE
+from hybrid.data.columns import VOLTAGE
+from hybrid.surrogate.batches import ResidualBatch, physics_batch, scatter
+from hybrid.surrogate.control import ControlStep, control_steps
 from hybrid.train import TrainedModel
 from sim.cells import CellSpec
-from sim.corpus import PHYSICS_COLUMNS, WORKER_CACHE
 from sim.errors import ConfigError
 from sim.physics import Fidelity, ModelCache
-from sim.physics.batched import BatchedStepper, BatchState, Mapped, StepScheme
-from sim.physics.stepper import PhysicsStepper
-from sim.protocols import CompiledProtocol, Protocol, compile_protocol
+from sim.protocols import Protocol, compile_protocol
 
 log = logging.getLogger(__name__)
 
-SOC = "State of charge"
 SAFETY_MARGIN_V = 0.05       # beyond the window: the protocol is infeasible, as on a cycler's safety limit
 CV_TOLERANCE_V = 5e-4        # a CV hold's corrected voltage within this of its value
 CV_ITERATIONS = 4
 BATCH_SIZE = 256             # designs advanced together
 STOICHIOMETRIES = ("X-averaged negative particle surface stoichiometry",
                    "X-averaged positive particle surface stoichiometry")
-
-@dataclass(frozen=True)
-class ControlStep:
-    """One instruction to the cycler. ``mode`` "current": hold ``value`` [A] (discharge
-    positive; ``profile`` (time [s], current [A]) for a drive profile) until ``cutoff_V`` or
-    ``duration_s``; "voltage": hold ``value`` [V] until |current| <= ``cutoff_A`` or
-    ``duration_s``."""
-
-    mode: Literal["current", "voltage"]
-    value: float
-    duration_s: float
-    period_s: float
-    cutoff_V: float | None = None
-    cutoff_A: float | None = None
-    profile: tuple[np.ndarray, np.ndarray] | None = None
-
-
-def control_steps(compiled: CompiledProtocol, capacity_Ah: float) -> list[ControlStep]:
-    """The compiled protocol as cycler instructions, in order (currents in A)."""
-    if compiled.trace is not None:
-        time_s, values = compiled.trace
-        current = values * capacity_Ah if compiled.trace_unit == "C" else values
-        return [ControlStep("current", float(current[0]), float(time_s[-1] - time_s[0]), 1.0,
-                            profile=(time_s - time_s[0], current))]
-    return [_control_step(step, capacity_Ah) for _, steps in compiled.blocks for step in steps]
-
-
-def _control_step(step: pybamm.step.BaseStep, capacity_Ah: float) -> ControlStep:
-    kind = type(step).__name__
-    cutoff_V = next((float(t.value) for t in step.termination if type(t).__name__ == "VoltageTermination"), None)
-    cutoff_A = next((float(t.value) * (capacity_Ah if type(t).__name__ == "CRateTermination" else 1.0)
-                     for t in step.termination if type(t).__name__ in ("CRateTermination", "CurrentTermination")),
-                    None)
-    if kind == "Voltage":
-        return ControlStep("voltage", float(step.value), float(step.duration), float(step.period),
-                           cutoff_A=cutoff_A)
-    if kind not in ("CRate", "Current", "Rest"):
-        raise NotImplementedError(f"protocol step {kind}: the hybrid-in-the-loop runs current, C-rate, rest and "
-                                  "voltage steps")
-    scale = capacity_Ah if kind == "CRate" else 1.0
-    if isinstance(step.value, pybamm.Interpolant):  # a drive profile
-        time_s, values = np.asarray(step.value.x[0], dtype=float), np.asarray(step.value.y, dtype=float) * scale
-        return ControlStep("current", float(values[0]), float(step.duration), float(step.period), cutoff_V,
-                           profile=(time_s - time_s[0], values))
-    return ControlStep("current", float(step.value) * scale, float(step.duration), float(step.period), cutoff_V)
-
-
-# --- the models, every design at once -------------------------------------------------------
-
-
-class ResidualBatch:
-    """The run's residual model over many designs: its one-step CasADi function mapped over
-    them, states (designs, n). ``advance`` reads the physics rows and returns the corrected ones."""
-
-    def __init__(self, trained: TrainedModel, designs: list[dict[str, float]]):
-        self.function = casadi_step(trained)
-        self.features = [name for name in self.function.name_in() if name != STATE]
-        self.outputs = [name for name in self.function.name_out() if name != NEXT_STATE]
-        self.count = len(designs)
-        self._mapped: dict[int, Mapped] = {}
-        self.design = {DESIGN_PREFIX + name: np.array([design.get(name, np.nan) for design in designs])
-                       for name in {name for design in designs for name in design}}
-        self.physics_name = {renamed: name for name, renamed in PHYSICS_COLUMNS.items()} | {PHYSICS_SOC: SOC}
-
-    def initial_state(self) -> np.ndarray:
-        return np.zeros((self.count, self.function.size1_in(STATE)))
-
-    def advance(self, state: np.ndarray, physics: dict[str, np.ndarray], time_step_s: np.ndarray,
-                designs: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(next states, corrected columns) after one row of each of ``designs`` (indices; the
-        states, rows and time steps are theirs)."""
-        arguments = [self._feature(name, physics, time_step_s, designs) for name in self.features]
-        if len(designs) not in self._mapped:
-            self._mapped[len(designs)] = Mapped(self.function, len(designs), threads=1)
-        *values, next_state = self._mapped[len(designs)](*(argument[:, None] for argument in arguments), state)
-        outputs = {name: value[:, 0] for name, value in zip(self.outputs, values)}
-        voltage = physics[VOLTAGE] + outputs[VOLTAGE_RESIDUAL]
-        corrected = {VOLTAGE: voltage, PHYSICS_VOLTAGE: physics[VOLTAGE], PROTOCOL_VOLTAGE: voltage,
-                     SOC: physics[SOC] + outputs[SOC_RESIDUAL] if SOC_RESIDUAL in outputs else physics[SOC]}
-        if TEMPERATURE_RESIDUAL in outputs:
-            corrected[TEMPERATURE] = physics[TEMPERATURE] + outputs[TEMPERATURE_RESIDUAL]
-            corrected[PHYSICS_TEMPERATURE] = physics[TEMPERATURE]
-        return next_state, corrected
-
-    def _feature(self, name: str, physics: dict[str, np.ndarray], time_step_s: np.ndarray,
-                 designs: np.ndarray) -> np.ndarray:
-        if name == TIME_STEP:
-            return time_step_s
-        if name in self.design:
-            return self.design[name][designs]
-        return physics[self.physics_name.get(name, name)]  # Current, Ambient, Physics ... columns
-
-
-class SteppersInLockstep:
-    """The BatchedStepper interface over one PhysicsStepper (IDAKLU) per cell, for fidelities the
-    compiled stepper cannot take (SPMe, DFN). A cell the solver cannot follow gives NaN rows."""
-
-    def __init__(self, cells: list[CellSpec], fidelity: Fidelity, cache: ModelCache | None = None):
-        self.steppers = [PhysicsStepper(cell, fidelity, cache or WORKER_CACHE) for cell in cells]
-        self.capacity_Ah = np.array([stepper.capacity_Ah for stepper in self.steppers])
-        self.windows = [stepper.prepared.window for stepper in self.steppers]
-
-    def initial_state(self) -> list:
-        return [stepper.initial_state() for stepper in self.steppers]
-
-    def subset(self, state: list, cells: np.ndarray) -> list:
-        return [state[cell] for cell in cells]
-
-    def outputs_at(self, state: list, current_A: np.ndarray, cells: np.ndarray) -> dict[str, np.ndarray]:
-        return _stack([self.steppers[cell].outputs_at(cell_state, current_A[cell])
-                       for cell, cell_state in zip(cells, state)])
-
-    def advance(self, state: list, dt_s: np.ndarray, current_A: np.ndarray, next_current_A: np.ndarray,
-                cells: np.ndarray) -> tuple[list, dict[str, np.ndarray]]:
-        """``state`` and the results: the cells ``cells`` only; the other arguments all cells."""
-        new_state, rows = [], []
-        for cell, cell_state in zip(cells, state):
-            stepper, current = self.steppers[cell], current_A[cell]
-            try:
-                cell_state, row = stepper.advance(cell_state, np.array([cell_state.time_s + dt_s[cell]]),
-                                                  np.array([current]), next_current_A[cell])
-            except pybamm.SolverError:  # the design's run ends there: its rows are NaN
-                row = {name: np.full(1, np.nan) for name in stepper.outputs_at(cell_state, current)}
-            new_state.append(cell_state)
-            rows.append(row)
-        return new_state, _stack(rows)
-
-
-def _stack(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {name: np.concatenate([row[name] for row in rows]) for name in rows[0]}
-
-
-def physics_batch(cells: list[CellSpec], fidelity: Fidelity, cache: ModelCache | None = None):
-    """The compiled BatchedStepper where the fidelity allows it, else PhysicsSteppers in lockstep."""
-    for scheme in (StepScheme(), StepScheme(jit=False)):
-        try:
-            return BatchedStepper(cells, fidelity, scheme)
-        except ConfigError as error:
-            log.info("BatchedStepper (%s): %s", "compiled" if scheme.jit else "interpreted", error)
-    return SteppersInLockstep(cells, fidelity, cache)
-
-
-def _scatter(full: Any, cells: np.ndarray, part: Any) -> Any:
-    """``full`` (physics states of either backend, or an array over designs) with the entries of
-    ``cells`` replaced by ``part`` (theirs, in that order)."""
-    if isinstance(full, BatchState):
-        y, time_s = full.y.copy(), full.time_s.copy()
-        y[cells], time_s[cells] = part.y, part.time_s
-        return BatchState(y, time_s)
-    if isinstance(full, np.ndarray):
-        full = full.copy()
-        full[cells] = part
-        return full
-    full = list(full)
-    for cell, value in zip(cells, part):
-        full[cell] = value
-    return full
-
 
 # --- one design's place in its protocol ----------------------------------------------------
 
@@ -318,7 +154,7 @@ class Lockstep:
                 d = cells[j]
                 self._keep(d, j, physics, corrected, replace=not first[d])
                 self.plans[d].open(self.time_s[d], current[d])
-            self.memory = _scatter(self.memory, cells[taken], memory[taken])
+            self.memory = scatter(self.memory, cells[taken], memory[taken])
             self.current[cells[taken]] = current[cells[taken]]
             self.voltage[cells[taken]] = corrected[VOLTAGE][taken]
             cells = cells[skipped]
@@ -452,10 +288,10 @@ class Lockstep:
         designs = cells[usable]
         for j, d in zip(usable, designs):
             self._keep(d, j, physics, corrected, replace=False)
-        self.state = _scatter(self.state, designs, self.physics.subset(state, usable))
-        self.memory_before = _scatter(self.memory_before, designs, self.memory[designs])
+        self.state = scatter(self.state, designs, self.physics.subset(state, usable))
+        self.memory_before = scatter(self.memory_before, designs, self.memory[designs])
         self.time_before[designs] = self.time_s[designs]
-        self.memory = _scatter(self.memory, designs, memory[usable])
+        self.memory = scatter(self.memory, designs, memory[usable])
         self.time_s[designs] = self.time_s[designs] + dt[designs]
         self.current[designs] = current[designs]
         self.voltage[designs] = corrected[VOLTAGE][usable]

@@ -7,7 +7,8 @@ import torch
 
 from hybrid.data import CURRENT, PHYSICS_VOLTAGE, VOLTAGE_RESIDUAL
 from hybrid.models import ResidualRNN, ResidualRNNConfig
-from hybrid.surrogate.closed_loop import closed_loop_columns, control_steps
+from hybrid.surrogate.closed_loop import closed_loop_columns
+from hybrid.surrogate.control import control_steps
 from hybrid.train import TrainedModel
 from sim.cells import CellSpec
 from sim.physics import Fidelity, simulate
