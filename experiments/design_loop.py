@@ -129,7 +129,7 @@ def compare_with_reference(problem: DesignProblem, run: Path, out: Path, loop: d
     direct = [c for c in reference_candidates if c.feasible(problem)]
     verified = [Candidate(row["params"], row["design"], {p: {m: np.nan if v is None else v for m, v in metrics.items()}
                                                          for p, metrics in row["reference"].items()},
-                          row["status"]["reference"]) for row in loop["chosen"]]
+                          status=row["status"]["reference"]) for row in loop["chosen"]]
     verified = [c for c in verified if c.feasible(problem)]
     result = {"reference_study_evaluations": len(reference_candidates), "reference_study_s": reference_s,
               "reference_fraction": loop["reference_evaluations"] / len(reference_candidates)}

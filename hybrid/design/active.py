@@ -86,9 +86,9 @@ def paired_cell(surrogate: HybridSurrogate, design: dict[str, float], reference:
 
 def fine_tune(surrogate: HybridSurrogate, cells: Sequence[Record], options: ActiveLearningOptions,
               out_dir: Path, seed: int = 0) -> HybridSurrogate:
-    """Fine-tune ``surrogate``'s residual on ``cells`` (plus replayed training cells) into a
-    new run directory ``out_dir``; returns the surrogate of that run (sharing the built
-    physics models of ``surrogate``)."""
+    """Fine-tune ``surrogate``'s residual (every member of its ensemble) on ``cells`` (plus
+    replayed training cells) into a new run directory ``out_dir``; returns the surrogate of
+    that run (sharing the built physics models of ``surrogate``)."""
     if not cells:
         raise DataError("active learning: no verified design gave a usable record to fine-tune on")
     run_dir, out_dir = surrogate.run_dir, Path(out_dir)
@@ -98,23 +98,23 @@ def fine_tune(surrogate: HybridSurrogate, cells: Sequence[Record], options: Acti
     for name in (RUN_CONFIG, NORMALISATION, SPLITS, CORPUS_MANIFEST, SUMMARY):
         if (run_dir / name).exists():
             shutil.copy2(run_dir / name, out_dir / name)
-    trained = surrogate.trained
     records = {cell.sample_id: cell for cell in cells}
     replay = _replay_cells(run_dir, options.replay_cells, seed, first_id=max(records) + 1)
     config = validate(TrainRunConfig, read_run_file(run_dir / RUN_CONFIG), str(run_dir / RUN_CONFIG))
-    entry = next(entry for entry in config.models if entry.name == surrogate.model_name)
-    train_config = config.train_config(entry).model_copy(update={
-        "epochs": options.epochs, "learning_rate": options.learning_rate, "schedule": "constant",
-        "warmup_steps": 0, "early_stopping_patience": options.epochs, "seed": seed})
-    batches = _batches({**records, **replay}, trained.normalisation, train_config.batch_size)
-    val_batches = _batches(records, trained.normalisation, train_config.batch_size)
-    pretrained = run_dir / surrogate.model_name / CHECKPOINT
-    train_model(surrogate.model_name, config_from_dict(trained.model_config), batches, val_batches, train_config,
-                out_dir / surrogate.model_name, normalisation=trained.normalisation, init=pretrained,
-                extra={"model_name": surrogate.model_name, "fine_tuned_from": str(pretrained),
-                       "records": len(records), "replayed": len(replay)}, keep="last.pt")
-    # the final weights: the fine-tuning set is small and its own validation set
-    shutil.copy2(out_dir / surrogate.model_name / "last.pt", out_dir / surrogate.model_name / CHECKPOINT)
+    entry = next(entry for name, _, entry in config.entries() if name == surrogate.model_name)
+    for k, trained in enumerate(surrogate.ensemble):  # every member, each with its own batch order
+        train_config = config.train_config(entry).model_copy(update={
+            "epochs": options.epochs, "learning_rate": options.learning_rate, "schedule": "constant",
+            "warmup_steps": 0, "early_stopping_patience": options.epochs, "seed": seed + k})
+        batches = _batches({**records, **replay}, trained.normalisation, train_config.batch_size)
+        val_batches = _batches(records, trained.normalisation, train_config.batch_size)
+        pretrained = run_dir / trained.name / CHECKPOINT
+        train_model(trained.name, config_from_dict(trained.model_config), batches, val_batches, train_config,
+                    out_dir / trained.name, normalisation=trained.normalisation, init=pretrained,
+                    extra={"model_name": trained.name, "fine_tuned_from": str(pretrained),
+                           "records": len(records), "replayed": len(replay)}, keep="last.pt")
+        # the final weights: the fine-tuning set is small and its own validation set
+        shutil.copy2(out_dir / trained.name / "last.pt", out_dir / trained.name / CHECKPOINT)
     tuned = HybridSurrogate(out_dir, model=surrogate.model_name)
     tuned.cache = surrogate.cache
     return tuned

@@ -27,6 +27,7 @@ class Candidate:
     params: dict[str, float]
     design: dict[str, float]
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # protocol -> metric -> value
+    spread: dict[str, dict[str, float]] = field(default_factory=dict)  # protocol -> metric -> ensemble sd
     status: str = "ok"
     message: str = ""
     flags: list[str] = field(default_factory=list)
@@ -56,15 +57,29 @@ class Candidate:
                     values.append(sign * (value - bound) if ok else math.inf)
         return values
 
+    def objective_spreads(self, problem: DesignProblem) -> list[float]:
+        """The ensemble's standard deviation of each objective, in objective_values' order (0 without one)."""
+        return [self._spread(problem, objective) for objective in problem.objectives]
+
+    def constraint_spreads(self, problem: DesignProblem) -> list[float]:
+        """The ensemble's standard deviation of each constraint value, in constraint_values' order."""
+        return [self._spread(problem, constraint) for constraint in problem.constraints
+                for bound in (constraint.min, constraint.max) if bound is not None]
+
+    def _spread(self, problem: DesignProblem, target: Objective | Constraint) -> float:
+        value = self.spread.get(problem.protocol_of(target), {}).get(target.metric, 0.0)
+        return value if math.isfinite(value) else 0.0
+
     def feasible(self, problem: DesignProblem, backoff: Sequence[float] | None = None) -> bool:
         """All constraints hold (each tightened by ``backoff``, in constraint_values' order)."""
         values = np.array(self.constraint_values(problem)) + (0.0 if backoff is None else np.asarray(backoff))
         return self.status == "ok" and bool(np.all(values <= 0))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe params, design, status, message, flags and metrics (no trajectories)."""
+        """JSON-safe params, design, status, message, flags, metrics and spread (no trajectories)."""
         return json_safe({"params": self.params, "design": self.design, "status": self.status,
-                          "message": self.message, "flags": self.flags, "metrics": self.metrics})
+                          "message": self.message, "flags": self.flags, "metrics": self.metrics,
+                          "spread": self.spread})
 
 
 def score_candidates(problem: DesignProblem, model: RunModel, params_list: Sequence[Mapping[str, float]], *,
@@ -104,6 +119,7 @@ def score_candidates(problem: DesignProblem, model: RunModel, params_list: Seque
 
 def _record(candidate: Candidate, protocol: str, evaluation: DesignEvaluation) -> None:
     candidate.metrics[protocol] = dict(evaluation.metrics)
+    candidate.spread[protocol] = dict(evaluation.spread)
     candidate.trajectories[protocol] = evaluation.columns
     candidate.flags += [flag for flag in evaluation.flags if flag not in candidate.flags]
     if evaluation.status != "ok" and candidate.status == "ok":

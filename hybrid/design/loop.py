@@ -1,8 +1,9 @@
-"""The design loop: optimise on the surrogate, verify the picks on the reference, optionally
-fine-tune the surrogate on them and search again (active learning), and report.
+"""The design loop: calibrate the surrogate's uncertainty on a few reference designs, optimise on
+the surrogate, verify picks on the reference (:mod:`hybrid.design.verify`), optionally fine-tune
+the surrogate on them and search again (active learning), and report.
 
-    problem --optimise--> study.db --select_candidates--> picks
-      --verify (ReferenceModel)--> reference metrics --> report.json, report.md, PNG
+    problem --calibration designs--> --optimise--> study.db --verify (acquisition)--> picks
+      --ReferenceModel--> reference metrics --> report.json, report.md, PNG
 
 :func:`design_cli` is the ``hybat design CONFIG --model RUN --out DIR`` entry point.
 """
@@ -14,60 +15,78 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from hybrid.design.active import fine_tune, paired_cell
 from hybrid.design.candidates import Candidate, score_candidates
-from hybrid.design.optimise import minimisation_form, optimise, select_candidates, study_candidates
+from hybrid.design.optimise import minimisation_form, optimise, study_candidates
 from hybrid.design.problem import DesignProblem, check_training_space, constraint_labels, load_problem
 from hybrid.design.report import REPORT_JSON, write_report
+from hybrid.design.uncertainty import (
+    Calibration,
+    coverage,
+    fit_calibration,
+    inside_interval,
+    target_arrays,
+    target_labels,
+)
+from hybrid.design.verify import Verified, calibration_designs, verify
 from hybrid.evaluate import json_safe
 from hybrid.surrogate import HybridSurrogate, ReferenceModel, RunModel
+from hybrid.surrogate.ensemble import Z_90
 from sim.backends import ray_runtime
 
 log = logging.getLogger(__name__)
-Verified = tuple[int, int, Candidate, Candidate]  # (round, trial, surrogate candidate, reference candidate)
 
 
 def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel, out_dir: str | Path, *,
                 progress: bool = True) -> dict[str, Any]:
-    """Optimise on the surrogate, verify the selected candidates on the reference (with
-    ``active_learning.rounds``, fine-tune the surrogate on them and search again), report.
+    """Verify the calibration designs, optimise on the surrogate, verify picks on the reference
+    (with ``active_learning.rounds``, fine-tune the surrogate on everything verified and search
+    again), report.
 
     Returns (and writes to ``out_dir/report.json``)::
 
-        {"problem", "chosen": [{"trial", "params", "design", "surrogate": {PROTOCOL: {METRIC: value}},
+        {"problem", "chosen": [{"trial", "round", "purpose", "params", "design",
+          "surrogate": {PROTOCOL: {METRIC: value}}, "spread": {...}, "interval": {TARGET: [lo, hi]},
           "reference": {...}, "surrogate_feasible", "reference_feasible", "status", "flags"}],
          "best": index into chosen (single objective: best reference objective), "objectives",
-         "constraints", "surrogate_evaluations", "reference_evaluations", "wall_s", "files"}
+         "constraints", "uncertainty": {"calibration", "coverage", "coverage_raw", "active_learning"},
+         "surrogate_evaluations", "reference_evaluations", "wall_s", "files"}
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
     check_training_space(problem, surrogate)
     runtime = ray_runtime(problem.workers) if problem.backend == "ray" else contextlib.nullcontext()
+    shrinkage = []
     with runtime:
+        pairs = calibration_designs(problem, surrogate, reference)
         candidates = study_candidates(optimise(problem, surrogate, out_dir, progress=progress))
-        pairs, backoff = verify(problem, reference, candidates)
-        surrogate_evaluations = len(candidates)
+        more, backoff = verify(problem, reference, candidates, previous=pairs, first_round=1 if pairs else 0)
+        pairs += more
+        surrogate_evaluations = len(candidates) + len(pairs) - len(more)
         for round_k in range(1, problem.active_learning.rounds + 1):
             if problem.verify.budget is not None and len(pairs) >= problem.verify.budget:
                 break
             round_dir = out_dir / f"active_{round_k}"
-            surrogate = fine_tune(surrogate, verified_cells(problem, surrogate, pairs), problem.active_learning,
-                                  round_dir / "run", seed=problem.optimiser.seed)
+            tuned = fine_tune(surrogate, verified_cells(problem, surrogate, pairs), problem.active_learning,
+                              round_dir / "run", seed=problem.optimiser.seed)
+            shrinkage.append(uncertainty_shrinkage(problem, tuned, candidates, pairs))
+            surrogate = tuned
             candidates = study_candidates(optimise(problem, surrogate, round_dir, progress=progress))
             surrogate_evaluations += len(candidates)
-            more, backoff = verify(problem, reference, candidates, previous=pairs, first_round=pairs[-1][0] + 1)
+            more, backoff = verify(problem, reference, candidates, previous=pairs, first_round=pairs[-1].round + 1)
             pairs += more
     report = {
         "problem": problem.name,
         "objectives": [objective.model_dump() for objective in problem.objectives],
         "constraints": [constraint.model_dump() for constraint in problem.constraints],
         "chosen": [_chosen_row(problem, pair) for pair in pairs],
-        "best": best_verified(problem, [checked for *_, checked in pairs]),
+        "best": best_verified(problem, [pair.reference for pair in pairs]),
         "constraint_backoff": dict(zip(constraint_labels(problem), backoff)),
+        "uncertainty": _uncertainty(problem, pairs, shrinkage),
         "surrogate_evaluations": surrogate_evaluations,
         "reference_evaluations": len(pairs),
         "wall_s": time.perf_counter() - started,
@@ -78,60 +97,52 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
 
 
 def _chosen_row(problem: DesignProblem, pair: Verified) -> dict[str, Any]:
-    """A verified design as a row of the report's ``chosen``: surrogate and reference side by side."""
-    round_k, number, candidate, checked = pair
-    return {"trial": number, "round": round_k, "params": candidate.params, "design": candidate.design,
-            "surrogate": candidate.to_dict()["metrics"], "reference": checked.to_dict()["metrics"],
+    """A verified design as a row of the report's ``chosen``: surrogate (mean, spread, calibrated
+    90 % interval per target, as judged when it was picked) beside the reference."""
+    candidate, checked = pair.surrogate, pair.reference
+    (mean,), (spread,) = target_arrays(problem, [candidate])
+    half = Z_90 * pair.calibration.sigma(spread)
+    return {"trial": pair.trial, "round": pair.round, "purpose": pair.purpose, "params": candidate.params,
+            "design": candidate.design, "surrogate": candidate.to_dict()["metrics"],
+            "spread": candidate.to_dict()["spread"],
+            "interval": {label: [m - h, m + h] for label, m, h in zip(target_labels(problem), mean, half)},
+            "inside": dict(zip(target_labels(problem), inside_interval(problem, pair.calibration, candidate, checked))),
+            "reference": checked.to_dict()["metrics"],
             "surrogate_feasible": candidate.feasible(problem), "reference_feasible": checked.feasible(problem),
             "status": {"surrogate": candidate.status, "reference": checked.status},
             "message": checked.message, "flags": checked.flags}
 
 
-
-def verify(problem: DesignProblem, reference: RunModel, candidates: Sequence[tuple[int, Candidate]], *,
-           previous: Sequence[Verified] = (), first_round: int = 0) -> tuple[list[Verified], list[float]]:
-    """Verify selected candidates on the reference, in up to ``verify.rounds`` rounds (see
-    :class:`hybrid.design.problem.VerifyOptions`), numbered from ``first_round``. ``previous``: verifications of an
-    earlier study (active learning): they count toward the budget, their designs are not
-    verified again, and the back-off starts from theirs (kept conservative: a residual
-    fine-tuned on a few records still misjudges their neighbours).
-    Returns ([(round, trial, surrogate candidate, reference candidate)] of these rounds, the
-    final back-off per constraint value)."""
-    pairs: list[Verified] = []
-    backoff = _backoff(problem, previous)
-    done_before = {_params_key(candidate.params) for _, _, candidate, _ in previous}
-    candidates = [(n, c) for n, c in candidates if _params_key(c.params) not in done_before]
-    for round_k in range(first_round, first_round + problem.verify.rounds):
-        verified = {number for _, number, _, _ in pairs}
-        selected = select_candidates(problem, [(n, c) for n, c in candidates if n not in verified], backoff)
-        if problem.verify.budget is not None:
-            selected = selected[:max(problem.verify.budget - len(previous) - len(pairs), 0)]
-        if not selected:
-            break
-        checked = score_candidates(problem, reference, [candidate.params for _, candidate in selected],
-                                   out_of_range="flag")
-        pairs += [(round_k, number, candidate, result) for (number, candidate), result in zip(selected, checked)]
-        surprises = [result for (_, candidate), result in zip(selected, checked)
-                     if candidate.feasible(problem, backoff) and not result.feasible(problem)]
-        if not surprises:
-            break
-        backoff = _backoff(problem, [*previous, *pairs])
-        log.info("%s: round %d, %d surprise(s); constraint back-off %s", problem.name, round_k + 1,
-                 len(surprises), backoff.tolist())
-    return pairs, backoff.tolist()
+def _uncertainty(problem: DesignProblem, pairs: Sequence[Verified], shrinkage: list[dict]) -> dict[str, Any]:
+    """The final calibration, the coverage of the search picks' 90 % intervals (each judged by the
+    calibration it was picked with) and of the raw ensemble's on every verified design, and
+    what each active-learning round did to the spread."""
+    raw = Calibration.raw(problem)
+    return {"calibration": fit_calibration(problem, [(p.surrogate, p.reference) for p in pairs]).to_dict(),
+            "coverage": coverage(problem, [(p.calibration, p.surrogate, p.reference) for p in pairs
+                                           if p.purpose == "search"]),
+            "coverage_raw": coverage(problem, [(raw, p.surrogate, p.reference) for p in pairs]),
+            "active_learning": shrinkage}
 
 
-def _params_key(params: Mapping[str, float]) -> tuple:
-    return tuple(sorted((name, round(value, 12)) for name, value in params.items()))
-
-
-def _backoff(problem: DesignProblem, pairs: Sequence[Verified]) -> np.ndarray:
-    """Per constraint value: the largest amount by which the surrogate underestimated it (>= 0)."""
-    backoff = np.zeros(len(constraint_labels(problem)))
-    for _, _, candidate, result in pairs:
-        underestimate = np.array(result.constraint_values(problem)) - np.array(candidate.constraint_values(problem))
-        backoff = np.maximum(backoff, np.where(np.isfinite(underestimate), underestimate, 0.0))
-    return backoff
+def uncertainty_shrinkage(problem: DesignProblem, tuned: RunModel, candidates: Sequence[tuple[int, Candidate]],
+                          pairs: Sequence[Verified], probes: int = 16) -> dict[str, Any]:
+    """The mean ensemble spread per target on ``probes`` designs the fine-tuning did not see (the
+    study's best unverified candidates by surrogate objective), before and after fine-tuning."""
+    seen = {pair.trial for pair in pairs}
+    unseen = [c for n, c in candidates if n not in seen and c.status == "ok"]
+    order = np.argsort(minimisation_form(problem, unseen)[:, 0], kind="stable") if unseen else []
+    probe = [unseen[k] for k in order[:probes]]
+    if not probe:
+        return {"probe_designs": 0}
+    again = score_candidates(problem, tuned, [c.params for c in probe])
+    (_, before), (_, after) = target_arrays(problem, probe), target_arrays(problem, again)
+    labels = target_labels(problem)
+    mean_before, mean_after = np.nanmean(before, axis=0), np.nanmean(after, axis=0)
+    return {"probe_designs": len(probe),
+            "spread_before": dict(zip(labels, mean_before.tolist())),
+            "spread_after": dict(zip(labels, mean_after.tolist())),
+            "ratio": {label: (a / b if b > 0 else None) for label, a, b in zip(labels, mean_after, mean_before)}}
 
 
 def verified_cells(problem: DesignProblem, surrogate: HybridSurrogate, pairs: Sequence[Verified]) -> list:
@@ -139,9 +150,9 @@ def verified_cells(problem: DesignProblem, surrogate: HybridSurrogate, pairs: Se
     :func:`hybrid.design.active.paired_cell`), one record per design and protocol."""
     ambient, soc, _ = surrogate.resolve_conditions(problem.conditions, out_of_range="flag")
     cells = []
-    for _, _, _, checked in pairs:
-        design, _ = surrogate.resolve_design(checked.design, out_of_range="flag")  # every training variable
-        for columns in checked.trajectories.values():
+    for pair in pairs:
+        design, _ = surrogate.resolve_design(pair.reference.design, out_of_range="flag")  # every training variable
+        for columns in pair.reference.trajectories.values():
             if columns:
                 cell = paired_cell(surrogate, design, columns, ambient, soc, sample_id=len(cells))
                 cells += [cell] if cell is not None else []

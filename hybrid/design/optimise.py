@@ -86,9 +86,9 @@ def study_candidates(study: optuna.Study) -> list[tuple[int, Candidate]]:
     result = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         stored = trial.user_attrs["candidate"]
-        metrics = {protocol: {name: _number(value) for name, value in values.items()}
-                   for protocol, values in stored["metrics"].items()}
-        result.append((trial.number, Candidate(stored["params"], stored["design"], metrics, stored["status"],
+        metrics, spread = ({protocol: {name: _number(value) for name, value in values.items()}
+                            for protocol, values in stored.get(key, {}).items()} for key in ("metrics", "spread"))
+        result.append((trial.number, Candidate(stored["params"], stored["design"], metrics, spread, stored["status"],
                                                stored["message"], stored["flags"])))
     return result
 

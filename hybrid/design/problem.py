@@ -73,18 +73,28 @@ class OptimiserOptions(StrictModel):
 
 
 class VerifyOptions(StrictModel):
-    """candidates: single objective, the best surrogate designs re-run on the reference per round.
-    pareto_max: multi-objective, at most this many Pareto designs per round, spread along the front.
-    rounds: verification rounds. After a round in which a design the surrogate called feasible
-        failed a constraint on the reference, each constraint is backed off by the largest
-        amount the surrogate underestimated it on the designs verified so far, and the next
-        candidates are selected from the study (no new surrogate evaluations) and verified.
-    budget: at most this many reference evaluations over all rounds (null: no cap).
+    """How the reference is spent (see :mod:`hybrid.design.verify`).
+
+    select: ei (default): each round picks by expected improvement (several objectives: expected
+        hypervolume improvement) times the probability of feasibility, under the surrogate's
+        uncertainty calibrated on the designs verified so far; best: the surrogate's best
+        feasible designs, constraints backed off after a surprise.
+    candidates: single objective, designs verified per round. pareto_max: several objectives,
+        designs verified per round (best: spread along the surrogate's front).
+    rounds: verification rounds per study (best: stops after a round without a surprise).
+    calibration_designs: Latin-hypercube designs verified before the search, to calibrate the
+        intervals before the first pick (they count toward the budget and may win).
+    min_distance: ei picks no design closer than this (unit cube of the variables) to one
+        picked or verified.
+    budget: at most this many reference evaluations over everything (null: no cap).
     """
 
+    select: Literal["ei", "best"] = "ei"
     candidates: int = Field(3, ge=1, le=100)
     pareto_max: int = Field(6, ge=1, le=100)
-    rounds: int = Field(2, ge=1, le=10)
+    rounds: int = Field(2, ge=1, le=20)
+    calibration_designs: int = Field(0, ge=0, le=1000)
+    min_distance: float = Field(0.02, ge=0.0, le=1.0)
     budget: int | None = Field(None, ge=1)
 
 

@@ -69,7 +69,8 @@ from hybrid.data.columns import (
 from hybrid.data.features import FEATURE_CLIP
 from hybrid.models import ContextResidual, ResidualRNN, TwoBranchResidual, require_causal
 from hybrid.models.two_branch import SECONDS_PER_HOUR
-from hybrid.train import BLACK_BOX, CHECKPOINT, RUN_CONFIG, TrainedModel, load_trained, read_run_file
+from hybrid.train import BLACK_BOX, CHECKPOINT, RUN_CONFIG, TrainedModel, TrainRunConfig, load_trained, read_run_file
+from sim.config import validate
 from sim.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,8 @@ def export_casadi(run_dir: str | Path, out: str | Path, *, model: str | None = N
 
 def _model_name(run_dir: Path, model: str | None) -> str:
     """``model``, or the run's first hybrid; ConfigError naming the run's models for another name."""
-    allowed = [entry["name"] for entry in read_run_file(run_dir / RUN_CONFIG).get("models", [])] + [BLACK_BOX]
+    config = validate(TrainRunConfig, read_run_file(run_dir / RUN_CONFIG), str(run_dir / RUN_CONFIG))
+    allowed = [name for name, family, _ in config.entries() if family == "hybrid"] + [BLACK_BOX]
     name = allowed[0] if model is None else model
     if name not in allowed:
         raise ConfigError(f"model = {name!r}: not a model of run {run_dir}; allowed: {', '.join(allowed)}")

@@ -43,6 +43,7 @@ from hybrid.data import (
 )
 from hybrid.models import require_causal
 from hybrid.surrogate.closed_loop import BATCH_SIZE, run_hybrid
+from hybrid.surrogate.ensemble import Z_90, Scored, combine_members
 from hybrid.surrogate.mass import MassModel, cell_mass_volume
 from hybrid.surrogate.metrics import METRICS, MetricOptions, trajectory_metrics
 from hybrid.train import (
@@ -50,6 +51,8 @@ from hybrid.train import (
     CORPUS_MANIFEST,
     NORMALISATION,
     RUN_CONFIG,
+    TrainedModel,
+    TrainRunConfig,
     load_trained,
     read_run_file,
 )
@@ -85,6 +88,8 @@ class DesignEvaluation:
     "failed" (no data; metrics NaN). columns: the trajectory, numpy, PyBaMM names; a surrogate's
     "Voltage [V]" is the corrected voltage, beside "Physics voltage [V]". flags: what lies
     outside the training space (out_of_range="flag"). wall_s: seconds spent on this design.
+    metrics: a surrogate with an ensemble gives its members' mean, and ``spread`` their standard
+    deviation per metric ({} for one model, the reference), see :mod:`hybrid.surrogate.ensemble`.
     """
 
     design: dict[str, float]
@@ -96,10 +101,19 @@ class DesignEvaluation:
     window_V: tuple[float, float] = (float("nan"), float("nan"))
     flags: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    spread: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    def interval(self, metric: str, scale: float = 1.0, floor: float = 0.0) -> tuple[float, float]:
+        """The 90 % interval of ``metric``: mean +- 1.645 sigma, sigma = sqrt((scale spread)^2 + floor^2).
+        scale = 1, floor = 0 is the raw ensemble; :mod:`hybrid.design.uncertainty` fits both on
+        reference-verified designs. A single model without a floor gives (mean, mean)."""
+        mean = self.metrics.get(metric, float("nan"))
+        sigma = float(np.hypot(scale * self.spread.get(metric, 0.0), floor))
+        return mean - Z_90 * sigma, mean + Z_90 * sigma
 
 
 def simulate_columns(cell: CellSpec, protocol: Protocol, fidelity: Fidelity,
@@ -232,10 +246,12 @@ class RunModel(abc.ABC):
         """The PyBaMM fidelity this model simulates."""
 
     def _simulate(self, cells: list[CellSpec], protocols: list[Protocol], designs: list[dict[str, float]],
-                  backend: Backend, workers: int | None) -> list[dict[str, Any]]:
-        """One result of :func:`simulate_columns` per cell (the surrogate runs its hybrid instead)."""
-        return run_simulations([(cell, protocol, self.fidelity) for cell, protocol in zip(cells, protocols)],
-                               backend=backend, cache=self.cache, workers=workers, label=f"{self.name} solves")
+                  backend: Backend, workers: int | None) -> list[list[dict[str, Any]]]:
+        """Per cell, the results of :func:`simulate_columns` of each ensemble member (one here; the
+        surrogate runs its hybrids instead)."""
+        results = run_simulations([(cell, protocol, self.fidelity) for cell, protocol in zip(cells, protocols)],
+                                  backend=backend, cache=self.cache, workers=workers, label=f"{self.name} solves")
+        return [[result] for result in results]
 
     # --- the entry point ---------------------------------------------------------------
 
@@ -256,15 +272,14 @@ class RunModel(abc.ABC):
         results = self._simulate(cells, protocols, [design for design, _ in resolved], backend, workers)
         simulated = time.perf_counter()
         evaluations = []
-        for (design, flags), cell, result in zip(resolved, cells, results):
-            columns = result["columns"] if result["status"] != "failed" else {}
+        for (design, flags), cell, members in zip(resolved, cells, results):
             mass = cell_mass_volume(cell, mass_model)
-            metrics = (trajectory_metrics(columns, capacity_Ah=result["capacity_Ah"], window_V=result["window_V"],
-                                          mass=mass, options=metric_options)
-                       if columns else dict.fromkeys(METRICS, float("nan")))
+            result, metrics, spread = combine_members([Scored(member, _metrics(member, mass, metric_options))
+                                                       for member in members])
+            columns = result["columns"] if result["status"] != "failed" else {}
             evaluations.append(DesignEvaluation(design, result["status"], result["message"], columns, metrics,
-                                                result["capacity_Ah"], result["window_V"],
-                                                condition_flags + flags, result["wall_s"]))
+                                                result["capacity_Ah"], result["window_V"], condition_flags + flags,
+                                                sum(member["wall_s"] for member in members), spread))
         self.timing = {"simulate_s": simulated - started, "wall_s": time.perf_counter() - started,
                        "designs": len(designs)}
         return evaluations
@@ -288,28 +303,38 @@ class ReferenceModel(RunModel):
 class HybridSurrogate(RunModel):
     """The run's physics model corrected by one of its hybrid residual models.
 
-    model: the hybrid's name in the run (default: the first hybrid of run_config.json).
+    model: the hybrid's name in the run (default: the first hybrid of run_config.json). A hybrid
+    trained as an ensemble (``ensemble: M``) runs all its members and gives their mean and
+    spread (:mod:`hybrid.surrogate.ensemble`); ``trained`` is its first member. Naming one
+    member (``NAME-mK``) runs that member alone.
     """
 
     name = "surrogate"
 
     def __init__(self, run_dir: str | Path, *, model: str | None = None):
         super().__init__(run_dir)
-        config = read_run_file(self.run_dir / RUN_CONFIG)
-        hybrids = [entry["name"] for entry in config.get("models", [])]
+        config = validate(TrainRunConfig, read_run_file(self.run_dir / RUN_CONFIG), str(self.run_dir / RUN_CONFIG))
+        members = {entry.name: config.members(entry.name) for entry in config.models}
+        # a single member may be asked for by name: it runs alone
+        hybrids = [name for name, family, _ in config.entries() if family == "hybrid"]
         if not hybrids:
             raise DataError(f"{self.run_dir / RUN_CONFIG}: the run has no hybrid model; allowed: a run with models")
         name = hybrids[0] if model is None else model
         if name not in hybrids:
             raise ConfigError(f"model = {name!r}: not a hybrid of run {self.run_dir}; allowed: {', '.join(hybrids)}")
         self.model_name = name
-        self.trained = load_trained(self.run_dir / name / CHECKPOINT, name)
-        require_causal(self.trained.model, "the design surrogate")
-        expected = read_run_file(self.run_dir / NORMALISATION)["hybrid"]["features"]
-        if self.normalisation["features"] != expected:
-            raise DataError(f"{self.run_dir / name / CHECKPOINT}: features {self.normalisation['features']} "
-                            f"differ from {NORMALISATION}'s {expected}; allowed: the checkpoint of this run")
+        self.ensemble = [self._load(member) for member in members.get(name, [name])]
+        self.trained = self.ensemble[0]
         self._check_features()
+
+    def _load(self, name: str) -> TrainedModel:
+        trained = load_trained(self.run_dir / name / CHECKPOINT, name)
+        require_causal(trained.model, "the design surrogate")
+        expected = read_run_file(self.run_dir / NORMALISATION)["hybrid"]["features"]
+        if trained.normalisation["features"] != expected:
+            raise DataError(f"{self.run_dir / name / CHECKPOINT}: features {trained.normalisation['features']} "
+                            f"differ from {NORMALISATION}'s {expected}; allowed: the checkpoint of this run")
+        return trained
 
     @property
     def normalisation(self) -> dict[str, Any]:
@@ -332,16 +357,27 @@ class HybridSurrogate(RunModel):
                             f"allowed: {', '.join(sorted(available))}")
 
     def _simulate(self, cells: list[CellSpec], protocols: list[Protocol], designs: list[dict[str, float]],
-                  backend: Backend, workers: int | None) -> list[dict[str, Any]]:
-        """The hybrid runs each protocol (:mod:`hybrid.surrogate.closed_loop`), BATCH_SIZE designs
-        in lockstep per job: one job here, or the batches spread over Ray workers."""
+                  backend: Backend, workers: int | None) -> list[list[dict[str, Any]]]:
+        """Each member of the ensemble runs each protocol (:mod:`hybrid.surrogate.closed_loop`),
+        BATCH_SIZE designs in lockstep per job: the jobs here, or spread over Ray workers."""
         batches = [slice(first, first + BATCH_SIZE) for first in range(0, len(cells), BATCH_SIZE)]
-        jobs = [(cells[part], protocols[part], self.fidelity, self.trained, designs[part]) for part in batches]
+        jobs = [(cells[part], protocols[part], self.fidelity, member, designs[part])
+                for member in self.ensemble for part in batches]
         results = run_simulations(jobs, backend=backend, cache=self.cache, workers=workers, label="surrogate batches",
                                   job=run_hybrid)
         # a batch whose worker was lost on every retry comes back as one failed result
-        return [result for job, batch in zip(jobs, results)
+        flat = [result for job, batch in zip(jobs, results)
                 for result in (batch if isinstance(batch, list) else [batch] * len(job[0]))]
+        return [flat[d::len(cells)] for d in range(len(cells))]
+
+
+def _metrics(result: dict[str, Any], mass: Any, options: MetricOptions) -> dict[str, float]:
+    """The metrics of one closed-loop or reference result (NaN without a trajectory)."""
+    columns = result["columns"] if result["status"] != "failed" else {}
+    if not columns:
+        return dict.fromkeys(METRICS, float("nan"))
+    return trajectory_metrics(columns, capacity_Ah=result["capacity_Ah"], window_V=result["window_V"], mass=mass,
+                              options=options)
 
 
 def _per_design(protocol: Protocol | Sequence[Protocol], count: int) -> list[Protocol]:

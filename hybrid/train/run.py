@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -114,17 +115,26 @@ def _two_branch_inputs(normalisation: dict[str, Any]) -> dict[str, Any]:
 
 class ModelEntry(StrictModel):
     """One hybrid: a name (its run subdirectory and metrics key), its model config without the
-    sizes (kind residual_rnn or two_branch), and overrides of the shared train settings."""
+    sizes (kind residual_rnn or two_branch), and overrides of the shared train settings.
+
+    ensemble: train this many members, alike but for the seed (member k trains with the entry's
+    seed + k: its own initial weights and batch order), a deep ensemble whose spread is the
+    design surrogate's uncertainty. Member 0 is ``name``, member k ``name-mK``; each is an
+    ordinary model of the run (evaluated, exported on its own).
+    """
 
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
     model: dict[str, Any]
     train: dict[str, Any] = Field(default_factory=dict)
+    ensemble: int = Field(1, ge=1, le=16)
 
     @field_validator("name")
     @classmethod
     def _not_reserved(cls, name: str) -> str:
         if name in (PHYSICS, BLACK_BOX):
             raise ValueError(f"'{name}' is reserved for a baseline; allowed: any other name")
+        if re.search(r"-m[0-9]+$", name):
+            raise ValueError(f"'{name}': a name ending in -mK is an ensemble member's; allowed: any other name")
         return name
 
     @field_validator("model")
@@ -186,8 +196,22 @@ class TrainRunConfig(StrictModel):
         return self
 
     def entries(self) -> list[tuple[str, str, ModelEntry | BlackBoxEntry]]:
-        """(name, family, entry) of every model to train, black box first."""
-        return [(BLACK_BOX, "black_box", self.black_box), *((entry.name, "hybrid", entry) for entry in self.models)]
+        """(name, family, entry) of every model to train, black box first, ensemble members after
+        their first (see ModelEntry.ensemble)."""
+        members = [self._member(entry, k) for entry in self.models for k in range(entry.ensemble)]
+        return [(BLACK_BOX, "black_box", self.black_box), *((member.name, "hybrid", member) for member in members)]
+
+    def members(self, name: str) -> list[str]:
+        """The names of the ensemble members of hybrid ``name`` (just ``name`` without an ensemble)."""
+        entry = next(entry for entry in self.models if entry.name == name)
+        return [self._member(entry, k).name for k in range(entry.ensemble)]
+
+    def _member(self, entry: ModelEntry, k: int) -> ModelEntry:
+        if k == 0:
+            return entry
+        seed = self.train_config(entry).seed + k
+        return entry.model_copy(update={"name": f"{entry.name}-m{k}", "train": {**entry.train, "seed": seed},
+                                        "ensemble": 1})
 
     def train_config(self, entry: ModelEntry | BlackBoxEntry) -> TrainConfig:
         """The shared train settings with ``entry``'s overrides."""

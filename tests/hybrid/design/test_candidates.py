@@ -41,7 +41,7 @@ class AnalyticModel:
 
 
 def analytic_problem(trials: int = 8, seed: int = 0, direction: str = "maximize",
-                     max_temperature_K: float = 329.0) -> DesignProblem:
+                     max_temperature_K: float = 329.0, select: str = "ei") -> DesignProblem:
     return DesignProblem.model_validate({
         "name": "analytic",
         "variables": {"negative_porosity": {"low": 0.2, "high": 0.3},
@@ -49,7 +49,8 @@ def analytic_problem(trials: int = 8, seed: int = 0, direction: str = "maximize"
         "protocols": {"hppc": {"kind": "hppc", "levels": 2}},
         "objectives": [{"metric": "power_capability_W", "direction": direction}],
         "constraints": [{"metric": "max_temperature_K", "max": max_temperature_K}],
-        "optimiser": {"trials": trials, "batch_size": 3, "startup_trials": 4, "seed": seed}})
+        "optimiser": {"trials": trials, "batch_size": 3, "startup_trials": 4, "seed": seed},
+        "verify": {"select": select}})
 
 
 def test_candidates_score_the_analytic_metrics_and_check_constraints_against_their_bound():

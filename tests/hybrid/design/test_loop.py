@@ -14,9 +14,10 @@ import pytest
 from tests.hybrid.design.test_candidates import AnalyticModel, analytic_problem
 
 from hybrid.design.candidates import Candidate
-from hybrid.design.loop import best_verified, design_cli, verify
+from hybrid.design.loop import best_verified, design_cli
 from hybrid.design.optimise import optimise, study_candidates
 from hybrid.design.problem import load_problem
+from hybrid.design.verify import verify
 from hybrid.surrogate.models import ReferenceModel
 
 DESIGNS = Path(__file__).resolve().parents[3] / "configs" / "design"
@@ -25,20 +26,21 @@ DESIGNS = Path(__file__).resolve().parents[3] / "configs" / "design"
 def test_verification_backs_off_a_constraint_the_surrogate_underestimates(tmp_path):
     # the optimum (porosity 0.27, 327 K) lies beyond a 326 K limit, so the best surrogate designs
     # sit at the limit (porosity ~0.26); the reference runs 0.5 K hotter and rejects some of them
-    problem = analytic_problem(trials=30, max_temperature_K=326.0)
+    problem = analytic_problem(trials=30, max_temperature_K=326.0, select="best")
     candidates = study_candidates(optimise(problem, AnalyticModel(), tmp_path, progress=False))
     reference = AnalyticModel(temperature_offset_K=0.5)
     pairs, backoff = verify(problem, reference, candidates)
-    first = [checked for round_k, _, _, checked in pairs if round_k == 0]
-    second = [checked for round_k, _, _, checked in pairs if round_k == 1]
+    first = [pair.reference for pair in pairs if pair.round == 0]
+    second = [pair.reference for pair in pairs if pair.round == 1]
     assert not all(checked.feasible(problem) for checked in first)
     assert backoff == pytest.approx([0.5])
     assert second and all(checked.feasible(problem) for checked in second)
     assert reference.evaluated == len(pairs) <= 2 * problem.verify.candidates
 
 
-def test_verification_stops_at_its_budget(tmp_path):
-    problem = analytic_problem(trials=30, max_temperature_K=326.0)
+@pytest.mark.parametrize("select", ["best", "ei"])
+def test_verification_stops_at_its_budget(tmp_path, select):
+    problem = analytic_problem(trials=30, max_temperature_K=326.0, select=select)
     problem = problem.model_copy(update={"verify": problem.verify.model_copy(update={"budget": 4})})
     candidates = study_candidates(optimise(problem, AnalyticModel(), tmp_path, progress=False))
     reference = AnalyticModel(temperature_offset_K=0.5)

@@ -6,7 +6,8 @@ import json
 
 from hybrid.evaluate.run import evaluate_run
 
-MODELS = {"physics", "black_box", "gru", "gru_context", "gru_context_none"}  # the context model without context
+MODELS = {"physics", "black_box", "gru", "gru-m1", "gru_context", "gru_context_none"}  # gru-m1: the ensemble member;
+# gru_context_none: the context model without context
 STATS = {"rmse_mV", "mae_mV", "max_mV", "points", "vs_physics", "vs_floor"}
 
 

@@ -102,7 +102,7 @@ def test_cli_exports_a_trained_run_that_equals_its_checkpoint(model, smoke_run_d
 def test_cli_names_the_run_models_for_an_unknown_one(smoke_run_dir, tmp_path, capsys):
     code = main(["export", str(smoke_run_dir), "--format", "casadi", "--out", str(tmp_path / "f"), "--model", "x"])
     assert code == 2
-    assert capsys.readouterr().err.strip().endswith("allowed: gru, gru_context, black_box")
+    assert capsys.readouterr().err.strip().endswith("allowed: gru, gru-m1, gru_context, black_box")
 
 
 PLAIN_CASADI = """

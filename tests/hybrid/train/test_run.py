@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from hybrid.data.columns import PHYSICS_VOLTAGE, VOLTAGE
@@ -54,7 +55,21 @@ def test_default_recipe_is_valid_and_trains_the_documented_models():
     assert config.train.early_stopping_patience < config.train.epochs
 
 
+def test_an_ensemble_trains_members_alike_but_for_the_seed(smoke_run):
+    run_dir, summary, report = smoke_run
+    config = load_config(SMOKE_RUN, TrainRunConfig)
+    members = config.members("gru")
+    assert members == ["gru", "gru-m1"]  # configs/train/smoke.yaml: ensemble 2
+    seeds = [load_trained(run_dir / name / "best.pt", name) for name in members]
+    assert [config.train_config(entry).seed for name, _, entry in config.entries() if name in members] == [0, 1]
+    assert seeds[0].model_config == seeds[1].model_config
+    assert not all(torch.equal(a, b) for a, b in zip(seeds[0].model.parameters(), seeds[1].model.parameters()))
+    assert set(members) <= set(summary["models"]) and set(members) <= set(report["splits"]["test"])
+
+
 @pytest.mark.parametrize("change, message", [
+    ({"models": [{"name": "gru-m2", "model": {"kind": "residual_rnn"}}]}, "ensemble member"),
+    ({"models": [{"name": "gru", "model": {"kind": "residual_rnn"}, "ensemble": 0}]}, "ensemble"),
     ({"models": [{"name": "gru", "model": {"kind": "residual_rnn", "colour": "red"}}]}, "unknown key 'colour'"),
     ({"models": [{"name": "physics", "model": {"kind": "residual_rnn"}}]}, "reserved"),
     ({"models": [{"name": "gru", "model": {"kind": "residual_rnn", "input_size": 3}}]}, "input_size"),

@@ -1,0 +1,76 @@
+"""Facts about the calibrated uncertainty: the fit recovers a known scale and floor, its 90 %
+intervals cover 90 % of fresh draws, coverage judges each design by its own calibration, and
+expected improvement and probability of feasibility match their closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+from tests.hybrid.design.test_candidates import analytic_problem
+
+from hybrid.design.candidates import Candidate
+from hybrid.design.uncertainty import (
+    Calibration,
+    coverage,
+    expected_improvement,
+    fit_calibration,
+    probability_feasible,
+    target_arrays,
+    target_labels,
+)
+
+
+def _pair(power: float, power_sd: float, truth: float, temperature: float = 300.0) -> tuple[Candidate, Candidate]:
+    surrogate = Candidate({}, {}, {"hppc": {"power_capability_W": power, "max_temperature_K": temperature}},
+                          {"hppc": {"power_capability_W": power_sd, "max_temperature_K": 0.0}})
+    reference = Candidate({}, {}, {"hppc": {"power_capability_W": truth, "max_temperature_K": temperature + 0.5}})
+    return surrogate, reference
+
+
+def _draws(rng, count: int, scale: float, floor: float) -> list[tuple[Candidate, Candidate]]:
+    spreads = rng.uniform(0.5, 3.0, count)
+    errors = rng.standard_normal(count) * np.hypot(scale * spreads, floor)
+    return [_pair(100.0, s, 100.0 + e) for s, e in zip(spreads, errors)]
+
+
+def test_the_fit_recovers_a_known_scale_and_floor_and_covers_ninety_percent_of_fresh_draws():
+    problem, rng = analytic_problem(), np.random.default_rng(0)
+    calibration = fit_calibration(problem, _draws(rng, 2000, scale=2.0, floor=1.0))
+    assert target_labels(problem) == ["maximize power_capability_W", "hppc.max_temperature_K <= 329"]
+    assert calibration.scale[0] == pytest.approx(2.0, rel=0.1)
+    assert calibration.floor[0] == pytest.approx(1.0, rel=0.3)
+    assert calibration.floor[1] == pytest.approx(0.5, rel=0.05)  # a constant 0.5 K bias without spread
+    fresh = _draws(rng, 2000, scale=2.0, floor=1.0)
+    judged = coverage(problem, [(calibration, s, r) for s, r in fresh])
+    assert judged["targets"]["maximize power_capability_W"] == pytest.approx(0.9, abs=0.02)
+    raw = coverage(problem, [(Calibration.raw(problem), s, r) for s, r in fresh])
+    assert raw["targets"]["maximize power_capability_W"] < 0.7  # the raw spread is too narrow
+
+
+def test_without_verified_designs_the_calibration_is_the_raw_ensemble():
+    problem = analytic_problem()
+    assert fit_calibration(problem, []) == Calibration.raw(problem)
+    assert coverage(problem, [])["overall"] is None
+
+
+def test_targets_are_in_minimisation_form_with_their_spreads():
+    problem = analytic_problem()  # maximise power
+    surrogate, _ = _pair(90.0, 2.0, 0.0, temperature=330.0)
+    values, spreads = target_arrays(problem, [surrogate])
+    np.testing.assert_allclose(values, [[-90.0, 1.0]])
+    np.testing.assert_allclose(spreads, [[2.0, 0.0]])
+
+
+def test_expected_improvement_and_probability_of_feasibility_match_their_closed_forms():
+    mean, sigma = np.array([1.0, 2.0, 0.5, 3.0]), np.array([1.0, 0.5, 0.0, 0.0])
+    ei = expected_improvement(mean, sigma, best=1.5)
+    z = (1.5 - mean[:2]) / sigma[:2]
+    np.testing.assert_allclose(ei[:2], (1.5 - mean[:2]) * norm.cdf(z) + sigma[:2] * norm.pdf(z))
+    np.testing.assert_allclose(ei[2:], [1.0, 0.0])  # no uncertainty: the plain improvement
+    samples = np.random.default_rng(1).normal(1.0, 1.0, 200_000)
+    assert ei[0] == pytest.approx(np.mean(np.maximum(1.5 - samples, 0.0)), rel=0.01)
+    problem = analytic_problem()
+    values = np.array([[0.0, -1.0], [0.0, 1.0], [0.0, 0.0]])
+    sigmas = np.array([[0.0, 1.0], [0.0, 0.0], [0.0, 2.0]])
+    np.testing.assert_allclose(probability_feasible(problem, values, sigmas), [norm.cdf(1.0), 0.0, 0.5])
