@@ -24,7 +24,7 @@ _EXPORTS = {
                    "SampleTimeout", "TrainingDiverged"),
     "sim.config": ("load_config",),
     "sim.cells": ("CellSpec", "DESIGN_VARIABLES"),
-    "sim.protocols": ("Protocol", "Rest", "ConstantCurrent", "Sequence", "Cycling", "HPPC", "Dynamic",
+    "sim.protocols": ("Protocol", "Rest", "ConstantCurrent", "ConstantVoltage", "Sequence", "Cycling", "HPPC", "Dynamic",
                       "AgeingCampaign", "CurrentTrace", "Ripple"),
     "sim.physics": ("Fidelity", "Hysteresis", "ModelCache", "Trajectory", "simulate"),
     "sim.plant": ("ReferenceSpec", "SensorSpec"),
@@ -47,6 +47,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
                               export_bdf, load_measured, pair_measured)
     from sim.physics import Fidelity, Hysteresis, ModelCache, Trajectory, simulate
     from sim.plant import ReferenceSpec, SensorSpec
-    from sim.protocols import (HPPC, AgeingCampaign, ConstantCurrent, CurrentTrace, Cycling, Dynamic, Protocol, Rest,
-                               Ripple, Sequence)
+    from sim.protocols import (HPPC, AgeingCampaign, ConstantCurrent, ConstantVoltage, CurrentTrace, Cycling, Dynamic,
+                               Protocol, Rest, Ripple, Sequence)
     from sim.signals import AntiAliasFilter, resample

@@ -151,6 +151,10 @@ class DesignProblem(StrictModel):
         for name in self.fixed:
             if name not in DESIGN_VARIABLES or name in self.variables:
                 raise ValueError(f"fixed '{name}': allowed: design variables that are not optimised")
+        tested = [name for name, protocol in self.protocols.items() if getattr(protocol, "reference_tests", False)]
+        if tested and self.metric_options.charge_index == 0:
+            raise ValueError(f"protocol '{tested[0]}' starts with a reference test, whose charge the charge metrics "
+                             "would score; allowed: metric_options.charge_index: 1 (the first fast charge)")
         for target in [*self.objectives, *self.constraints]:
             if target.protocol is None and len(self.protocols) > 1:
                 raise ValueError(f"metric '{target.metric}' needs a protocol; allowed: {', '.join(self.protocols)}")

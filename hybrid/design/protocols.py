@@ -29,6 +29,14 @@ class FastChargeProtocol(StrictModel):
     discharge (0); each stage also ends at ``upper_voltage_V``. Compiled by :meth:`to_sequence`
     to a plain ``sequence`` protocol, so a corpus can hold the same protocols.
     Variables: ``c_rate_1..n``, ``switch_soc_1..n-1``, ``target_soc``, ``discharge_c_rate``.
+
+    reference_tests: a reference performance test before the first fast charge and after the
+    last cycle: a CC charge at ``reference_c_rate`` to ``upper_voltage_V``, a CV hold there
+    until ``reference_cv_cutoff_c_rate``, a rest, a discharge to the cut-off. Retention then
+    compares two full capacities, which see the lithium the fast cycles lost; without them
+    each cycle's discharge returns the fixed charge of its fast charge and hides the loss.
+    The first charge is then the reference test's: score the fast charge with
+    ``metric_options.charge_index: 1``.
     """
 
     kind: Literal["fast_charge"] = "fast_charge"
@@ -41,6 +49,9 @@ class FastChargeProtocol(StrictModel):
     lower_voltage_V: float = Field(2.5, gt=0.0, le=5.0)
     upper_voltage_V: float = Field(4.2, gt=0.0, le=5.0)
     period_s: float = Field(30.0, gt=0.0, le=3600.0)
+    reference_tests: bool = False
+    reference_c_rate: float = Field(0.5, gt=0.0, le=10.0)
+    reference_cv_cutoff_c_rate: float = Field(0.05, gt=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _stages_ordered(self) -> "FastChargeProtocol":
@@ -82,9 +93,15 @@ class FastChargeProtocol(StrictModel):
                    "until_voltage_V": self.upper_voltage_V, "period_s": self.period_s}
                   for c_rate, start, end in zip(self.c_rates, socs, socs[1:])]
         rests = [rest] if self.rest_s > 0 else []
-        steps = [discharge, *rests]
+        reference = [{"kind": "cc", "c_rate": -self.reference_c_rate, "until_voltage_V": self.upper_voltage_V,
+                      "period_s": self.period_s},
+                     {"kind": "cv", "voltage_V": self.upper_voltage_V, "until_c_rate": self.reference_cv_cutoff_c_rate,
+                      "period_s": self.period_s},
+                     *rests, discharge, *rests] if self.reference_tests else []
+        steps = [discharge, *rests, *reference]
         for _ in range(self.cycles):
             steps += [*stages, *rests, discharge, *rests]
+        steps += reference
         if rests:
             steps.pop()
         return StepSequence.model_validate({"kind": "sequence", "period_s": self.period_s, "steps": steps})

@@ -12,8 +12,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from hybrid.design.candidates import Candidate
-from hybrid.design.optimise import STUDY_FILE
+from hybrid.design.optimise import STUDY_FILE, pareto_front
 from hybrid.design.problem import DesignProblem, Objective, constraint_labels
+from hybrid.design.uncertainty import objective_label
 
 REPORT_JSON = "report.json"
 REPORT_MARKDOWN = "report.md"
@@ -56,21 +57,51 @@ def markdown_report(problem: DesignProblem, report: dict[str, Any]) -> str:
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for k, row in enumerate(report["chosen"]):
         mark = " (best)" if report["best"] == k else ""
-        cells = [f"{row['trial']} ({row['round'] + 1}){mark}",
+        trial = f"calibration {-row['trial']}" if row["trial"] < 0 else row["trial"]
+        cells = [f"{trial} ({row['round'] + 1}){mark}",
                  *(f"{row['params'][name]:.4g}" for name in problem.variables)]
         for protocol, metric in targets:
             cells.append(f"{_fmt(row['surrogate'].get(protocol, {}).get(metric))} / "
                          f"{_fmt(row['reference'].get(protocol, {}).get(metric))}")
         cells.append(f"{'yes' if row['surrogate_feasible'] else 'no'} / {'yes' if row['reference_feasible'] else 'no'}")
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _uncertainty_lines(report.get("uncertainty"))) + "\n"
+
+
+def _uncertainty_lines(uncertainty: dict[str, Any] | None) -> list[str]:
+    """The coverage of the surrogate's 90 % intervals on the reference, and the calibration."""
+    if not uncertainty:
+        return []
+    judged, raw = uncertainty["coverage"], uncertainty["coverage_raw"]
+    lines = ["", "## Uncertainty", "",
+             f"90 % intervals of the search picks covered {_fmt_pct(judged['overall'])} of their reference values "
+             f"({judged['count']} values, each interval calibrated on the designs verified before it); the raw "
+             f"ensemble spread covered {_fmt_pct(raw['overall'])} ({raw['count']} values).", "",
+             "| target | coverage | raw coverage | scale | floor |", "|---|---|---|---|---|"]
+    calibration = uncertainty["calibration"]
+    for label, value in judged["targets"].items() or raw["targets"].items():
+        fit = calibration.get(label, {})
+        lines.append(f"| {label} | {_fmt_pct(value)} | {_fmt_pct(raw['targets'].get(label))} | "
+                     f"{_fmt(fit.get('scale'))} | {_fmt(fit.get('floor'))} |")
+    for k, round_ in enumerate(uncertainty.get("active_learning", []), start=1):
+        if round_.get("probe_designs"):
+            ratios = ", ".join(f"{label}: {_fmt(ratio)}" for label, ratio in round_["ratio"].items())
+            lines += ["", f"Active-learning round {k}: ensemble spread after / before fine-tuning on "
+                          f"{round_['probe_designs']} unverified designs: {ratios}."]
+    return lines
+
+
+def _fmt_pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f} %"
 
 
 def plot_study(problem: DesignProblem, report: dict[str, Any], candidates: Sequence[tuple[int, Candidate]],
-               path: Path) -> None:
-    """Single objective: surrogate objective per trial, best so far, and the reference values of
-    the verified designs. Several: the first two objectives of every trial, the verified
-    designs' surrogate and reference values joined by a line."""
+               path: Path, direct: np.ndarray | None = None) -> None:
+    """Single objective: surrogate objective per trial, best so far, and the verified designs
+    (surrogate with its 90 % interval, reference). Several: the first two objectives of every
+    trial, the surrogate's front, the verified designs (surrogate with its intervals, joined to
+    the reference) and, given ``direct`` (points of a study run directly on the reference, in
+    the objectives' units), the direct reference front."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,7 +111,7 @@ def plot_study(problem: DesignProblem, report: dict[str, Any], candidates: Seque
     if len(problem.objectives) == 1:
         _plot_convergence(axes, problem, report, candidates)
     else:
-        _plot_front(axes, problem, report, candidates)
+        _plot_front(axes, problem, report, candidates, direct)
     axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -110,33 +141,70 @@ def _plot_convergence(axes, problem: DesignProblem, report: dict[str, Any],
     axes.scatter(numbers[feasible], values[feasible], s=14, color="tab:blue", label="surrogate, feasible")
     axes.scatter(numbers[~feasible], values[~feasible], s=14, marker="x", color="tab:gray", label="infeasible")
     axes.step(numbers, best, where="post", color="tab:blue", label="best so far (surrogate)")
-    axes.scatter([row["trial"] for row in report["chosen"]], [_reported(problem, row["reference"], objective)
-                                                              for row in report["chosen"]],
+    trials = [row["trial"] for row in report["chosen"]]  # calibration designs at negative trials
+    predicted = [_reported(problem, row["surrogate"], objective) for row in report["chosen"]]
+    axes.errorbar(trials, predicted, yerr=_errors(problem, report["chosen"], 0, predicted), fmt="none",
+                  ecolor="tab:blue", elinewidth=0.8, capsize=2, label="surrogate 90 % interval (verified)")
+    axes.scatter(trials, [_reported(problem, row["reference"], objective) for row in report["chosen"]],
                  s=40, marker="D", facecolor="none", edgecolor="tab:red", label="reference (verified)")
     axes.set_xlabel("trial")
     axes.set_ylabel(f"{problem.protocol_of(objective)}.{objective.metric}")
     axes.set_title(f"{problem.name}: convergence")
 
 
-def _plot_front(axes, problem: DesignProblem, report: dict[str, Any],
-                candidates: Sequence[tuple[int, Candidate]]) -> None:
+def _plot_front(axes, problem: DesignProblem, report: dict[str, Any], candidates: Sequence[tuple[int, Candidate]],
+                direct: np.ndarray | None) -> None:
     first, second = problem.objectives[:2]
     values = _objective_values(problem, candidates, first)
     values_2 = _objective_values(problem, candidates, second)
     feasible = np.array([c.feasible(problem) for _, c in candidates])
-    axes.scatter(values[feasible], values_2[feasible], s=12, color="tab:blue", alpha=0.5,
+    axes.scatter(values[feasible], values_2[feasible], s=8, color="tab:blue", alpha=0.3,
                  label="surrogate, feasible")
-    axes.scatter(values[~feasible], values_2[~feasible], s=12, marker="x", color="tab:gray", label="infeasible")
-    for row in report["chosen"]:
-        pair = [(_reported(problem, row[side], first), _reported(problem, row[side], second))
-                for side in ("surrogate", "reference")]
-        axes.plot(*zip(*pair), color="tab:red", linewidth=0.8)
-        axes.scatter(*pair[0], s=30, color="tab:blue", edgecolor="black")
-        axes.scatter(*pair[1], s=40, marker="D", facecolor="none", edgecolor="tab:red")
-    axes.scatter([], [], s=40, marker="D", facecolor="none", edgecolor="tab:red", label="reference (verified)")
+    axes.scatter(values[~feasible], values_2[~feasible], s=8, marker="x", color="tab:gray", alpha=0.5,
+                 label="infeasible")
+    _front_line(axes, problem, np.column_stack([values, values_2])[feasible], color="tab:blue",
+                label="surrogate front")
+    if direct is not None and len(direct):
+        _front_line(axes, problem, np.asarray(direct)[:, :2], color="black", label="direct reference front")
+    chosen = report["chosen"]
+    for side in ("surrogate", "reference"):
+        points = [(_reported(problem, row[side], first), _reported(problem, row[side], second)) for row in chosen]
+        if side == "surrogate" and points:
+            x, y = map(list, zip(*points))
+            axes.errorbar(x, y, xerr=_errors(problem, chosen, 0, x), yerr=_errors(problem, chosen, 1, y), fmt="o",
+                          markersize=4, color="tab:blue", ecolor="tab:blue", elinewidth=0.8, capsize=2,
+                          label="surrogate, 90 % interval (verified)")
+        elif points:
+            axes.scatter(*zip(*points), s=40, marker="D", facecolor="none", edgecolor="tab:red",
+                         label="reference (verified)")
+    for row in chosen:
+        axes.plot(*zip(*[(_reported(problem, row[side], first), _reported(problem, row[side], second))
+                         for side in ("surrogate", "reference")]), color="tab:red", linewidth=0.6)
     axes.set_xlabel(f"{problem.protocol_of(first)}.{first.metric} ({first.direction})")
     axes.set_ylabel(f"{problem.protocol_of(second)}.{second.metric} ({second.direction})")
     axes.set_title(f"{problem.name}: Pareto front")
+
+
+def _front_line(axes, problem: DesignProblem, points: np.ndarray, **style) -> None:
+    """The non-dominated points of ``points`` (first two objectives, their units) as a step line."""
+    signs = np.array([1.0 if o.direction == "minimize" else -1.0 for o in problem.objectives[:2]])
+    points = points[np.all(np.isfinite(points), axis=1)]
+    if not len(points):
+        return
+    front = points[pareto_front(points * signs)]
+    front = front[np.argsort(front[:, 0])]
+    axes.step(front[:, 0], front[:, 1], where="post" if signs[0] * signs[1] < 0 else "pre", linewidth=1.2, **style)
+
+
+def _errors(problem: DesignProblem, chosen: Sequence[dict], objective: int, centre: Sequence[float]) -> np.ndarray:
+    """(2, rows) distances from ``centre`` to each row's 90 % interval of ``objective`` (error bars)."""
+    target = problem.objectives[objective]
+    label = objective_label(problem, target)
+    sign = 1.0 if target.direction == "minimize" else -1.0
+    bounds = np.array([sorted(sign * np.asarray(row.get("interval", {}).get(label, [np.nan, np.nan]), dtype=float))
+                       for row in chosen], dtype=float).reshape(len(chosen), 2)
+    centre = np.asarray(centre, dtype=float)
+    return np.nan_to_num(np.vstack([centre - bounds[:, 0], bounds[:, 1] - centre]).clip(min=0.0))
 
 
 def _fmt(value: float | None) -> str:

@@ -33,7 +33,7 @@ from scipy.stats import norm
 
 from hybrid.design.candidates import Candidate
 from hybrid.design.optimise import minimisation_form
-from hybrid.design.problem import DesignProblem, constraint_labels
+from hybrid.design.problem import DesignProblem, Objective, constraint_labels
 from hybrid.surrogate.ensemble import Z_90
 
 MC_SAMPLES = 128  # Monte Carlo draws of the expected hypervolume improvement
@@ -66,7 +66,12 @@ class Calibration:
 
 def target_labels(problem: DesignProblem) -> list[str]:
     """One label per objective, then per constraint bound (constraint_labels)."""
-    return [f"{objective.direction} {objective.metric}" for objective in problem.objectives] + constraint_labels(problem)
+    return [objective_label(problem, objective) for objective in problem.objectives] + constraint_labels(problem)
+
+
+def objective_label(problem: DesignProblem, objective: Objective) -> str:
+    """e.g. 'minimize charge.charge_time_min'."""
+    return f"{objective.direction} {problem.protocol_of(objective)}.{objective.metric}"
 
 
 def target_arrays(problem: DesignProblem, candidates: Sequence[Candidate]) -> tuple[np.ndarray, np.ndarray]:

@@ -36,13 +36,16 @@ Metrics (NaN where the protocol gives no basis for one):
   made (a full CCCV charge, or the same fast charge), whereas the first discharge of a
   trajectory starts from the cell's initial state.
 - ``max_temperature_K``: the highest cell temperature.
+- The charge metrics (``plating_margin_V``, ``charge_time_min``, ``charged_soc``,
+  ``max_charge_voltage_V``) score one charge: the first, or the ``charge_index``-th (from 0) of
+  :class:`MetricOptions`.
 - ``plating_margin_V``: the lowest "X-averaged negative electrode surface potential difference
   [V]" (phi_s - phi_e at the negative particle surface, the overpotential lithium plating
   sees against Li/Li+ with U_plating = 0) while the cell charges. It is an x-average: the
   separator side of the electrode sits lower, so the true local margin is smaller; read it as
   an upper bound of the local one and leave a safety margin in constraints. A surrogate
   reports the physics model's value (the residual corrects the voltage, not this potential).
-- ``charge_time_min`` and ``charged_soc``: duration of the first charge (CC stages and any CV
+- ``charge_time_min`` and ``charged_soc``: duration of the scored charge (CC stages and any CV
   hold, until the current stops) and its charge throughput over the cell capacity. A
   constant-current charge (no CV hold: the protocol voltage never sits at the upper cut-off)
   ends where the scored voltage first reaches the upper cut-off while the protocol voltage is
@@ -96,11 +99,14 @@ class MetricOptions(StrictModel):
     """rest_c_rate: |current| below this C-rate is rest. max_pulse_s: discharge runs from rest
     of at most this long are pulses; longer ones are sustained discharges.
     cutoff_charge_tolerance: a sustained discharge ran to the cut-off when its protocol voltage,
-    extrapolated along its last slope, reaches the cut-off within this fraction more charge."""
+    extrapolated along its last slope, reaches the cut-off within this fraction more charge.
+    charge_index: the charge the charge metrics score (0: the first; 1 when a reference test's
+    charge comes first, as in a fast charge with ``reference_tests``)."""
 
     rest_c_rate: float = Field(0.02, gt=0.0)
     max_pulse_s: float = Field(60.0, gt=0.0)
     cutoff_charge_tolerance: float = Field(0.05, ge=0.0)
+    charge_index: int = Field(0, ge=0, le=1000)
 
 
 def trajectory_metrics(columns: Mapping[str, np.ndarray], *, capacity_Ah: float, window_V: tuple[float, float],
@@ -128,9 +134,12 @@ def trajectory_metrics(columns: Mapping[str, np.ndarray], *, capacity_Ah: float,
     charges = current_runs(time_s, current, threshold, -1)
     after_charge = [capacity_k for run, (capacity_k, _) in zip(cutoff_runs, capacities)
                     if any(charge.end_s <= run.start_s for charge in charges)]
-    charging = -current > threshold
+    scored = charges[options.charge_index:options.charge_index + 1]
+    charging = np.zeros(len(time_s), dtype=bool)
+    for run in scored:
+        charging[run.start:run.stop] = -current[run.start:run.stop] > threshold
     potential = columns.get(NEGATIVE_POTENTIAL)
-    charge_s, charge_Ah = first_charge(time_s, current, voltage, protocol_voltage, charges, window_V[1])
+    charge_s, charge_Ah = first_charge(time_s, current, voltage, protocol_voltage, scored, window_V[1])
     return {
         "discharge_capacity_Ah": capacity,
         "discharge_energy_Wh": energy,

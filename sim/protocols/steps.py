@@ -75,11 +75,28 @@ class ConstantCurrent(ProtocolBase):
         return self
 
 
+class ConstantVoltage(ProtocolBase):
+    """One CV hold at ``voltage_V``; ends when |current| falls to ``until_c_rate`` (C) or after
+    ``duration_s`` (a step of a sequence, after a CC step that brought the cell there)."""
+
+    kind: Literal["cv"] = "cv"
+    voltage_V: float = Field(gt=0.0, le=5.0)
+    until_c_rate: float | None = Field(None, gt=0.0, le=10.0)
+    duration_s: float | None = Field(None, gt=0.0)
+
+    @model_validator(mode="after")
+    def _has_end(self) -> "ConstantVoltage":
+        if self.until_c_rate is None and self.duration_s is None:
+            raise ValueError("give until_c_rate or duration_s")
+        return self
+
+
 class Sequence(ProtocolBase):
-    """A user-written list of rest and CC steps run once, in order."""
+    """A user-written list of rest, CC and CV steps run once, in order."""
 
     kind: Literal["sequence"] = "sequence"
-    steps: list[Annotated[Union[Rest, ConstantCurrent], Field(discriminator="kind")]] = Field(min_length=1)
+    steps: list[Annotated[Union[Rest, ConstantCurrent, ConstantVoltage], Field(discriminator="kind")]] = Field(
+        min_length=1)
 
 
 class Cycling(ProtocolBase):
@@ -252,6 +269,10 @@ def _blocks(protocol: Protocol, window: VoltageWindow) -> list[tuple[str, list]]
     if isinstance(protocol, ConstantCurrent):
         return [("cc", [_cc(protocol.c_rate, protocol.period_s, protocol.until_voltage_V,
                             protocol.duration_s)])]
+    if isinstance(protocol, ConstantVoltage):
+        termination = f"C/{1 / protocol.until_c_rate:g}" if protocol.until_c_rate is not None else None
+        return [("cv", [pybamm.step.voltage(protocol.voltage_V, duration=protocol.duration_s or CV_MAX_DURATION_S,
+                                            termination=termination, period=protocol.period_s)])]
     if isinstance(protocol, Sequence):
         return [("sequence", [step for part in protocol.steps for step in _blocks(part, window)[0][1]])]
     if isinstance(protocol, Cycling):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybrid.design.problem import load_problem
+from hybrid.design.problem import DesignProblem, load_problem
 from hybrid.design.protocols import FastChargeProtocol, protocol_variable_names, protocol_with_values, \
     simulation_protocol
 from sim.config import load_config
@@ -35,6 +35,23 @@ def test_fast_charge_stages_charge_to_the_target_and_stop_at_the_voltage_limit()
     with pytest.raises(ConfigError, match="fast_charge variable 'c_rate_4': unknown"):
         protocol.with_values({"c_rate_4": 1.0})
     assert simulation_protocol(protocol) == protocol.to_sequence()
+
+
+def test_reference_tests_measure_full_capacity_before_and_after_the_fast_cycles():
+    protocol = FastChargeProtocol(c_rates=[3.0, 1.0], switch_socs=[0.5], cycles=2, reference_tests=True)
+    kinds = [(step.kind, getattr(step, "c_rate", None)) for step in protocol.to_sequence().steps]
+    reference = [("cc", -0.5), ("cv", None), ("rest", None), ("cc", 1.0), ("rest", None)]
+    fast_cycle = [("cc", -3.0), ("cc", -1.0), ("rest", None), ("cc", 1.0), ("rest", None)]
+    assert kinds == [("cc", 1.0), ("rest", None), *reference, *fast_cycle, *fast_cycle, *reference[:-1]]
+    cv = protocol.to_sequence().steps[3]
+    assert (cv.voltage_V, cv.until_c_rate) == (4.2, 0.05)
+    problem = load_problem(DESIGNS / "smoke.yaml").model_dump()
+    problem["protocols"] = {"charge": {"kind": "fast_charge", "c_rates": [2.0], "reference_tests": True}}
+    problem["variables"] = {"charge.c_rate_1": {"low": 1.0, "high": 3.0}}
+    problem["objectives"], problem["constraints"] = [{"metric": "charge_time_min", "direction": "minimize"}], []
+    with pytest.raises(ValueError, match="metric_options.charge_index: 1"):
+        DesignProblem.model_validate(problem)
+    assert DesignProblem.model_validate({**problem, "metric_options": {"charge_index": 1}})
 
 
 def test_design_corpus_trains_on_the_fast_charge_protocol_the_problem_optimises():

@@ -37,15 +37,15 @@ def _draws(rng, count: int, scale: float, floor: float) -> list[tuple[Candidate,
 def test_the_fit_recovers_a_known_scale_and_floor_and_covers_ninety_percent_of_fresh_draws():
     problem, rng = analytic_problem(), np.random.default_rng(0)
     calibration = fit_calibration(problem, _draws(rng, 2000, scale=2.0, floor=1.0))
-    assert target_labels(problem) == ["maximize power_capability_W", "hppc.max_temperature_K <= 329"]
+    assert target_labels(problem) == ["maximize hppc.power_capability_W", "hppc.max_temperature_K <= 329"]
     assert calibration.scale[0] == pytest.approx(2.0, rel=0.1)
     assert calibration.floor[0] == pytest.approx(1.0, rel=0.3)
     assert calibration.floor[1] == pytest.approx(0.5, rel=0.05)  # a constant 0.5 K bias without spread
     fresh = _draws(rng, 2000, scale=2.0, floor=1.0)
     judged = coverage(problem, [(calibration, s, r) for s, r in fresh])
-    assert judged["targets"]["maximize power_capability_W"] == pytest.approx(0.9, abs=0.02)
+    assert judged["targets"]["maximize hppc.power_capability_W"] == pytest.approx(0.9, abs=0.02)
     raw = coverage(problem, [(Calibration.raw(problem), s, r) for s, r in fresh])
-    assert raw["targets"]["maximize power_capability_W"] < 0.7  # the raw spread is too narrow
+    assert raw["targets"]["maximize hppc.power_capability_W"] < 0.7  # the raw spread is too narrow
 
 
 def test_without_verified_designs_the_calibration_is_the_raw_ensemble():

@@ -7,12 +7,14 @@ import torch
 
 from hybrid.data import CURRENT, PHYSICS_VOLTAGE, VOLTAGE_RESIDUAL
 from hybrid.models import ResidualRNN, ResidualRNNConfig
+from hybrid.design.protocols import FastChargeProtocol
 from hybrid.surrogate.closed_loop import closed_loop_columns
 from hybrid.surrogate.control import control_steps
+from hybrid.surrogate.metrics import MetricOptions, trajectory_metrics
 from hybrid.train import TrainedModel
 from sim.cells import CellSpec
 from sim.physics import Fidelity, simulate
-from sim.protocols import ConstantCurrent, Cycling, HPPC, Rest, compile_protocol
+from sim.protocols import HPPC, ConstantCurrent, ConstantVoltage, Cycling, Rest, Sequence, compile_protocol
 from sim.protocols.steps import VoltageWindow
 
 PERIOD_S = 10.0
@@ -95,6 +97,28 @@ def test_control_steps_read_the_compiled_protocol_in_amperes():
     steps = control_steps(compile_protocol(protocol, VoltageWindow(2.5, 4.2)), capacity_Ah=5.0)
     assert [(step.mode, step.value, step.cutoff_V, step.cutoff_A) for step in steps] == [
         ("current", 10.0, 2.5, None), ("current", -2.5, 4.2, None), ("voltage", 4.2, None, 0.25)]
+
+
+def test_a_cv_step_of_a_sequence_is_the_cycling_hold():
+    sequence = Sequence(steps=[ConstantCurrent(c_rate=-0.5, until_voltage_V=4.2),
+                               ConstantVoltage(voltage_V=4.2, until_c_rate=0.05)])
+    steps = control_steps(compile_protocol(sequence, VoltageWindow(2.5, 4.2)), capacity_Ah=5.0)
+    assert [(step.mode, step.value, step.cutoff_V, step.cutoff_A) for step in steps] == [
+        ("current", -2.5, 4.2, None), ("voltage", 4.2, None, 0.25)]
+
+
+def test_a_fast_charge_between_reference_tests_scores_the_fast_charge_and_full_capacities():
+    protocol = FastChargeProtocol(c_rates=[1.0], cycles=1, rest_s=60.0, reference_tests=True).to_sequence()
+    loop = run(CellSpec(initial_soc=0.5), protocol, offset_V=0.01)
+    assert loop["status"] == "ok"
+    metrics = trajectory_metrics(loop["columns"], capacity_Ah=loop["capacity_Ah"], window_V=(2.5, 4.2),
+                                 options=MetricOptions(charge_index=1))
+    # 1C for at most 48 min (80 %), unless the limit comes first; the charge is the current's integral
+    assert 40.0 < metrics["charge_time_min"] <= 48.0
+    assert metrics["charged_soc"] == pytest.approx(metrics["charge_time_min"] / 60.0, rel=0.01)
+    reference = trajectory_metrics(loop["columns"], capacity_Ah=loop["capacity_Ah"], window_V=(2.5, 4.2))
+    assert reference["charge_time_min"] > 120.0  # the first charge is the reference test's, C/2 and a CV hold
+    assert 99.0 < metrics["capacity_retention_pct"] <= 100.5  # two full capacities of a cell that hardly ages
 
 
 def test_a_fidelity_the_compiled_stepper_cannot_take_runs_on_idaklu_steppers_the_same_way():

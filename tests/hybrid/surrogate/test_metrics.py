@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hybrid.surrogate.mass import MassVolume
-from hybrid.surrogate.metrics import METRICS, trajectory_metrics, voltage_rmse_mV
+from hybrid.surrogate.metrics import METRICS, MetricOptions, trajectory_metrics, voltage_rmse_mV
 
 
 def _trajectory(*segments: tuple[float, float, float, float, float]) -> dict[str, np.ndarray]:
@@ -60,6 +60,21 @@ def test_retention_compares_discharges_that_follow_a_charge():
                           *charge_and_discharge, (3000, 60, 5.0, 4.0, 2.5), (60, 60, 0.0, 3.0, 3.0))
     metrics = trajectory_metrics(columns, capacity_Ah=5.0, window_V=(2.5, 4.2))
     assert metrics["capacity_retention_pct"] == pytest.approx(100.0 * 49 / 59, rel=1e-9)
+
+
+def test_the_charge_metrics_score_the_charge_metric_options_name():
+    reference_charge = [(3600, 60, -2.5, 3.5, 4.2), (1800, 60, -0.5, 4.2, 4.2), (600, 60, 0.0, 4.1, 4.1)]
+    fast_charge = [(1200, 60, -10.0, 3.5, 4.15), (600, 60, 0.0, 4.0, 4.0)]
+    columns = _trajectory((3600, 60, 5.0, 4.0, 2.5), (600, 60, 0.0, 3.2, 3.2), *reference_charge,
+                          (3540, 60, 5.0, 4.0, 2.5), (600, 60, 0.0, 3.2, 3.2), *fast_charge,
+                          (2400, 60, 5.0, 4.0, 2.5), (600, 60, 0.0, 3.2, 3.2))
+    first = trajectory_metrics(columns, capacity_Ah=5.0, window_V=(2.5, 4.2))
+    fast = trajectory_metrics(columns, capacity_Ah=5.0, window_V=(2.5, 4.2), options=MetricOptions(charge_index=1))
+    assert first["charge_time_min"] == pytest.approx(90.0) and first["max_charge_voltage_V"] == pytest.approx(4.2)
+    assert fast["charge_time_min"] == pytest.approx(20.0)
+    assert fast["charged_soc"] == pytest.approx(10.0 * 20 / 60 / 5.0)
+    assert fast["max_charge_voltage_V"] == pytest.approx(4.15)
+    assert fast["capacity_retention_pct"] == first["capacity_retention_pct"]  # not a charge metric
 
 
 def test_a_cc_charge_ends_where_the_corrected_voltage_reaches_the_limit_the_physics_did_not():

@@ -84,6 +84,17 @@ def test_ageing_acceleration_scales_only_the_degradation_rates():
     assert unchanged["SEI kinetic rate constant [m.s-1]"] == okane["SEI kinetic rate constant [m.s-1]"]
 
 
+def test_plating_has_its_own_acceleration_when_given():
+    okane, plating = pybamm.ParameterValues("OKane2022"), "Lithium plating kinetic rate constant [m.s-1]"
+    both = complete_parameters(okane, Fidelity(sei="solvent-diffusion limited", plating="irreversible",
+                                               ageing_acceleration=100.0))
+    apart = complete_parameters(okane, Fidelity(sei="solvent-diffusion limited", plating="irreversible",
+                                                ageing_acceleration=100.0, plating_acceleration=2.0))
+    assert both[plating] == pytest.approx(100.0 * okane[plating])
+    assert apart[plating] == pytest.approx(2.0 * okane[plating])
+    assert apart["SEI solvent diffusivity [m2.s-1]"] == pytest.approx(100.0 * okane["SEI solvent diffusivity [m2.s-1]"])
+
+
 def test_hysteresis_branches_are_the_ocp_shifted_by_half_the_width():
     chen = pybamm.ParameterValues("Chen2020")
     completed = complete_parameters(chen, Fidelity(hysteresis=Hysteresis(width_V=0.04, decay_rate=20.0)))

@@ -8,7 +8,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from sim.protocols.steps import (CC_DURATION_MARGIN, CV_MAX_DURATION_S, HPPC, AgeingCampaign, ConstantCurrent,
-                                 CurrentTrace, Cycling, Dynamic, Protocol, Rest, Sequence, VoltageWindow,
+                                 ConstantVoltage, CurrentTrace, Cycling, Dynamic, Protocol, Rest, Sequence, VoltageWindow,
                                  compile_protocol, zero_order_hold)
 
 WINDOW = VoltageWindow(lower=2.5, upper=4.2)
@@ -87,6 +87,18 @@ def test_sequence_keeps_its_steps_in_order_in_one_block():
     compiled = compile_protocol(sequence, WINDOW)
     assert compiled.tags == ["sequence"]
     assert [step.duration for step in compiled.blocks[0][1]] == [60.0, 30.0, 10.0]
+
+
+def test_a_cv_step_of_a_sequence_holds_the_voltage_until_its_current_or_duration():
+    sequence = Sequence(steps=[ConstantCurrent(c_rate=-0.5, until_voltage_V=4.2),
+                               ConstantVoltage(voltage_V=4.2, until_c_rate=0.05), ConstantVoltage(voltage_V=4.1,
+                                                                                                duration_s=600.0)])
+    _, hold, timed = compile_protocol(sequence, WINDOW).blocks[0][1]
+    assert _kinds([hold, timed]) == ["Voltage", "Voltage"]
+    assert (hold.value, hold.duration, hold.termination[0].value) == (4.2, CV_MAX_DURATION_S, pytest.approx(0.05))
+    assert (timed.value, timed.duration, timed.termination) == (4.1, 600.0, [])
+    with pytest.raises(ValidationError, match="until_c_rate or duration_s"):
+        ConstantVoltage(voltage_V=4.2)
 
 
 def test_ageing_campaign_runs_diagnostics_first_every_k_cycles_and_last():
