@@ -39,7 +39,7 @@ import yaml
 from hybrid.evaluate import evaluate_run, over_seeds
 from hybrid.evaluate.predict import NO_CONTEXT
 from hybrid.train.run import SUMMARY, TrainRunConfig, train_from_config
-from sim.config import validate
+from sim.config import apply_overrides, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT = ("test", "late_life", "unseen_design", "unseen_temperature")
@@ -47,21 +47,9 @@ TARGETS = {"open_loop_vs_physics": 0.3, "open_loop_vs_floor": 1.5, "context_vs_p
            "context_vs_floor": 1.5, "context_epoch_time_ratio": 2.0}
 
 
-def override(config: dict, assignments: list[str]) -> dict:
-    """``config`` with each ``a.b.c=value`` applied (value parsed as YAML)."""
-    for assignment in assignments:
-        path, _, value = assignment.partition("=")
-        node = config
-        *parents, leaf = path.split(".")
-        for key in parents:  # a number indexes a list (models.1.model.cell)
-            node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
-        node[int(leaf) if isinstance(node, list) else leaf] = yaml.safe_load(value)
-    return config
-
-
 def run_seed(config: dict, corpus: Path, seed: int, out: Path) -> dict:
     """Train and evaluate one seed; returns the report plus each model's mean epoch seconds."""
-    config = override(json.loads(json.dumps(config)), [f"train.seed={seed}"])
+    config = apply_overrides(json.loads(json.dumps(config)), [f"train.seed={seed}"])
     run_dir = out / f"seed{seed}"
     if (run_dir / SUMMARY).exists():  # a finished seed of an interrupted bench (--out): evaluated again, not retrained
         summary = json.loads((run_dir / SUMMARY).read_text())
@@ -146,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="config overrides by dotted path, e.g. features.design=false")
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temporary folder); seeds already trained there are reused")
     args = parser.parse_args(argv)
-    config = override(yaml.safe_load(args.config.read_text()), args.overrides)
+    config = apply_overrides(yaml.safe_load(args.config.read_text()), args.overrides)
     config["evaluation"] = {**config.get("evaluation", {}), "plots": False}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:

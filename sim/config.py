@@ -52,6 +52,24 @@ def load_config(path: str | Path, model_cls: type[ModelT]) -> ModelT:
     return validate(model_cls, read_yaml(path), str(path))
 
 
+def apply_overrides(config: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
+    """``config`` (a YAML dict, changed in place) with each ``a.b.c=value`` applied, value parsed
+    as YAML; a number indexes a list (``models.0.model.cell=lstm``). ConfigError for a malformed one."""
+    for assignment in assignments:
+        path, equals, value = assignment.partition("=")
+        if not equals or not path:
+            raise ConfigError(f"override '{assignment}': allowed: KEY.PATH=VALUE")
+        node: Any = config
+        *parents, leaf = path.split(".")
+        try:
+            for key in parents:
+                node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
+            node[int(leaf) if isinstance(node, list) else leaf] = yaml.safe_load(value)
+        except (ValueError, IndexError, TypeError):
+            raise ConfigError(f"override '{assignment}': '{path}' does not name an entry of the config") from None
+    return config
+
+
 def describe_validation_error(error: ValidationError, model_cls: type[BaseModel]) -> str:
     """One line for the first problem in a pydantic ValidationError."""
     first = error.errors()[0]

@@ -90,3 +90,16 @@ def test_strict_models_are_frozen_and_reject_unknown_keys():
 def test_package_versions_reports_installed_versions_and_absent_packages():
     versions = package_versions(("pydantic", "no-such-package-hybat"))
     assert versions == {"pydantic": pydantic.VERSION, "no-such-package-hybat": "absent"}
+
+
+def test_overrides_set_entries_by_dotted_path_and_name_a_bad_one():
+    from sim.config import apply_overrides
+
+    config = {"train": {"epochs": 3}, "models": [{"model": {"cell": "gru"}}]}
+    apply_overrides(config, ["train.epochs=5", "models.0.model.cell=lstm", "verify.budget=null", "a.b=[1, 2]"])
+    assert config == {"train": {"epochs": 5}, "models": [{"model": {"cell": "lstm"}}], "verify": {"budget": None},
+                      "a": {"b": [1, 2]}}
+    with pytest.raises(ConfigError, match="'models.3.model.cell' does not name"):
+        apply_overrides(config, ["models.3.model.cell=gru"])
+    with pytest.raises(ConfigError, match="allowed: KEY.PATH=VALUE"):
+        apply_overrides(config, ["epochs"])
