@@ -58,7 +58,6 @@ from hybrid.design import (
     optimise,
     pareto_front,
     protocol_with_values,
-    simulation_protocol,
     study_candidates,
 )
 from hybrid.design.report import plot_study
@@ -81,7 +80,7 @@ def evaluate_all(problem: DesignProblem, model: RunModel, params_list: list[dict
         for params in params_list:
             design, values = problem.split(params)
             designs.append(design)
-            protocols.append(simulation_protocol(protocol_with_values(protocol, values[name], name)))
+            protocols.append(protocol_with_values(protocol, values[name], name))
         evaluations[name] = model.evaluate(designs, protocols, conditions=problem.conditions, mass_model=problem.mass,
                                            metric_options=problem.metric_options, backend="serial")
     return evaluations, time.perf_counter() - started
@@ -197,14 +196,16 @@ def summary_markdown(problem: DesignProblem, figures: dict) -> str:
               f"| reference evaluations (calibration and verification) | {figures['loop']['reference_evaluations']} |",
               f"| loop wall s | {figures['loop']['wall_s']:.0f} |"]
     coverage = figures["loop"]["coverage"]
-    for label, side in (("90 % interval coverage, calibrated", coverage), ("raw ensemble", figures["loop"]["coverage_raw"])):
+    for label, side in (("90 % interval coverage, calibrated", coverage),
+                        ("raw ensemble", figures["loop"]["coverage_raw"])):
         value = side["overall"]
         lines.append(f"| {label} | {'-' if value is None else f'{100 * value:.0f} %'} of {side['count']} |")
     for key, value in figures.get("comparison", {}).items():
         if key != "targets":
             lines.append(f"| {key} | {value if not isinstance(value, float) else f'{value:.4g}'} |")
     for key, target in figures.get("comparison", {}).get("targets", {}).items():
-        lines.append(f"| target {key} ({target['bound']}) | {target['value']:.4g}: {'met' if target['met'] else 'missed'} |")
+        verdict = "met" if target["met"] else "missed"
+        lines.append(f"| target {key} ({target['bound']}) | {target['value']:.4g}: {verdict} |")
     return "\n".join(lines) + "\n"
 
 

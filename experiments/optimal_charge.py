@@ -22,9 +22,9 @@ import argparse
 import json
 import time
 
-from hybrid.design import FastChargeProtocol
 from hybrid.design.gradient import ChargeOptions, charge_metrics, verified_optimal_charge
 from hybrid.surrogate import HybridSurrogate, ReferenceModel
+from sim.protocols import FastCharge
 
 OPTUNA_BEST = (3.67, 0.43, 1.85, 0.68, 0.57)  # the verified best of designs/fast_charge (27.6 min)
 
@@ -45,8 +45,7 @@ def main() -> None:
     rounds = verified_optimal_charge(surrogate, reference, options, rounds=args.rounds)
     wall_s = time.perf_counter() - started
     c1, s1, c2, s2, c3 = args.optuna
-    optuna = FastChargeProtocol(c_rates=[c1, c2, c3], switch_socs=[s1, s2], cycles=1,
-                                period_s=options.start_period_s).to_sequence()
+    optuna = FastCharge(c_rates=[c1, c2, c3], switch_socs=[s1, s2], cycles=1, period_s=options.start_period_s)
     print(json.dumps({
         "ipopt": [{"max_voltage_V": round(r.max_voltage_V, 4),
                    "c_rates": [round(float(c), 3) for c in r.found.c_rates],

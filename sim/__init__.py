@@ -24,7 +24,8 @@ _EXPORTS = {
                    "SampleTimeout", "TrainingDiverged"),
     "sim.config": ("load_config",),
     "sim.cells": ("CellSpec", "DESIGN_VARIABLES"),
-    "sim.protocols": ("Protocol", "Rest", "ConstantCurrent", "ConstantVoltage", "Sequence", "Cycling", "HPPC", "Dynamic",
+    "sim.protocols": ("Protocol", "Rest", "ConstantCurrent", "ConstantVoltage", "Sequence", "Cycling", "FastCharge",
+                      "HPPC", "Dynamic",
                       "AgeingCampaign", "CurrentTrace", "Ripple"),
     "sim.physics": ("Fidelity", "Hysteresis", "ModelCache", "Trajectory", "simulate"),
     "sim.plant": ("ReferenceSpec", "SensorSpec"),
@@ -48,5 +49,5 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from sim.physics import Fidelity, Hysteresis, ModelCache, Trajectory, simulate
     from sim.plant import ReferenceSpec, SensorSpec
     from sim.protocols import (HPPC, AgeingCampaign, ConstantCurrent, ConstantVoltage, CurrentTrace, Cycling, Dynamic,
-                               Protocol, Rest, Ripple, Sequence)
+                               FastCharge, Protocol, Rest, Ripple, Sequence)
     from sim.signals import AntiAliasFilter, resample

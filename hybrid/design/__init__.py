@@ -17,10 +17,10 @@ from hybrid.design.candidates import Candidate
 from hybrid.design.loop import design_cli, design_loop
 from hybrid.design.optimise import hypervolume, minimisation_form, optimise, pareto_front, study_candidates
 from hybrid.design.problem import DesignProblem, check_training_space, load_problem
-from hybrid.design.protocols import FastChargeProtocol, protocol_with_values, simulation_protocol
+from hybrid.design.protocols import protocol_with_values
 from hybrid.design.uncertainty import Calibration, fit_calibration
 from hybrid.design.verify import Verified, verify
 
-__all__ = ['Calibration', 'Candidate', 'DesignProblem', 'FastChargeProtocol', 'Verified', 'check_training_space',
+__all__ = ['Calibration', 'Candidate', 'DesignProblem', 'Verified', 'check_training_space',
            'design_cli', 'design_loop', 'fit_calibration', 'hypervolume', 'load_problem', 'minimisation_form',
-           'optimise', 'pareto_front', 'protocol_with_values', 'simulation_protocol', 'study_candidates', 'verify']
+           'optimise', 'pareto_front', 'protocol_with_values', 'study_candidates', 'verify']

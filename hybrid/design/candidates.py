@@ -14,7 +14,7 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 
 from hybrid.design.problem import Constraint, DesignProblem, Objective
-from hybrid.design.protocols import protocol_with_values, simulation_protocol
+from hybrid.design.protocols import protocol_with_values
 from hybrid.evaluate import json_safe
 from hybrid.surrogate import DesignEvaluation, RunModel
 from sim.errors import ConfigError
@@ -95,8 +95,7 @@ def score_candidates(problem: DesignProblem, model: RunModel, params_list: Seque
         design, protocol_values = problem.split(params)
         candidate = Candidate(dict(params), design)
         try:
-            resolved = {name: simulation_protocol(protocol_with_values(problem.protocols[name], values,
-                                                                       f"protocols.{name}"))
+            resolved = {name: protocol_with_values(problem.protocols[name], values, f"protocols.{name}")
                         for name, values in protocol_values.items()}
         except ConfigError as error:
             candidate.status, candidate.message = "failed", str(error)

@@ -57,7 +57,8 @@ def calibration_designs(problem: DesignProblem, surrogate: RunModel, reference: 
     predicted = score_candidates(problem, surrogate, params)
     checked = score_candidates(problem, reference, params, out_of_range="flag")
     raw = Calibration.raw(problem)
-    return [Verified(0, -(k + 1), candidate, result, raw) for k, (candidate, result) in enumerate(zip(predicted, checked))]
+    return [Verified(0, -(k + 1), candidate, result, raw)
+            for k, (candidate, result) in enumerate(zip(predicted, checked))]
 
 
 def verify(problem: DesignProblem, reference: RunModel, candidates: Sequence[tuple[int, Candidate]], *,

@@ -1,8 +1,8 @@
 """Protocols: what the cycler does to the cell, generated locally (no downloads).
 
 Protocol specs are pydantic models told apart by ``kind``: ``rest``, ``cc``, ``sequence``
-(rests and CC steps in order), ``cycling``
-(CC or CCCV), ``hppc``, ``dynamic`` (drive-cycle-like current from a vehicle model or a
+(rest, CC and CV steps in order), ``cycling`` (CC or CCCV), ``fast_charge`` (multi-stage CC
+charges, cycled, between optional reference tests: :mod:`sim.protocols.fast_charge`), ``hppc``, ``dynamic`` (drive-cycle-like current from a vehicle model or a
 user's CSV) and ``ageing_campaign`` (N cycles at a coarse output period with high-rate
 diagnostics every k cycles). :func:`compile_protocol` turns one into *blocks* of PyBaMM
 experiment steps (one block = one experiment cycle with a tag used in the per-cycle summary),
@@ -26,31 +26,14 @@ import pybamm
 from pydantic import Field, model_validator
 
 from sim.protocols import drive_cycles as drive_cycles
+from sim.protocols.base import ProtocolBase
+from sim.protocols.fast_charge import FastCharge
 from sim.protocols.profile_csv import read_current_csv, read_speed_csv
-from sim.config import StrictModel
 
 # A CC step to a voltage cut-off is given this much longer than 1/C so that it ends on the
 # cut-off, not on PyBaMM's default 2 h step limit; CV holds end on current or on this cap.
 CC_DURATION_MARGIN = 1.5
 CV_MAX_DURATION_S = 3 * 3600.0
-
-
-class Ripple(StrictModel):
-    """Current ripple from power electronics: a sinusoid on top of the drive current while
-    current flows. amplitude_c_rate is the peak amplitude as a C-rate."""
-
-    frequency_hz: float = Field(gt=0.0, le=1e6)
-    amplitude_c_rate: float = Field(gt=0.0, le=2.0)
-    phase_rad: float = 0.0
-
-
-class ProtocolBase(StrictModel):
-    """Output periods shared by all protocols: ``period_s`` for slow steps (CC, CV, long
-    rests), ``fast_period_s`` for pulses, pulse rests and dynamic profiles."""
-
-    period_s: float = Field(10.0, gt=0.0, le=3600.0)
-    fast_period_s: float = Field(1.0, gt=0.0, le=60.0)
-    ripple: Ripple | None = None
 
 
 class Rest(ProtocolBase):
@@ -181,7 +164,7 @@ class AgeingCampaign(ProtocolBase):
     dynamic: Dynamic = Dynamic(duration_s=600.0)
 
 
-Protocol = Annotated[Union[Rest, ConstantCurrent, Sequence, Cycling, HPPC, Dynamic, AgeingCampaign],
+Protocol = Annotated[Union[Rest, ConstantCurrent, Sequence, Cycling, HPPC, Dynamic, AgeingCampaign, FastCharge],
                      Field(discriminator="kind")]
 
 
@@ -273,6 +256,8 @@ def _blocks(protocol: Protocol, window: VoltageWindow) -> list[tuple[str, list]]
         termination = f"C/{1 / protocol.until_c_rate:g}" if protocol.until_c_rate is not None else None
         return [("cv", [pybamm.step.voltage(protocol.voltage_V, duration=protocol.duration_s or CV_MAX_DURATION_S,
                                             termination=termination, period=protocol.period_s)])]
+    if isinstance(protocol, FastCharge):
+        return [("fast_charge", _blocks(protocol.to_sequence(), window)[0][1])]
     if isinstance(protocol, Sequence):
         return [("sequence", [step for part in protocol.steps for step in _blocks(part, window)[0][1]])]
     if isinstance(protocol, Cycling):

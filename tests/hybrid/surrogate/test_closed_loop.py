@@ -7,14 +7,13 @@ import torch
 
 from hybrid.data import CURRENT, PHYSICS_VOLTAGE, VOLTAGE_RESIDUAL
 from hybrid.models import ResidualRNN, ResidualRNNConfig
-from hybrid.design.protocols import FastChargeProtocol
 from hybrid.surrogate.closed_loop import closed_loop_columns
 from hybrid.surrogate.control import control_steps
 from hybrid.surrogate.metrics import MetricOptions, trajectory_metrics
 from hybrid.train import TrainedModel
 from sim.cells import CellSpec
 from sim.physics import Fidelity, simulate
-from sim.protocols import HPPC, ConstantCurrent, ConstantVoltage, Cycling, Rest, Sequence, compile_protocol
+from sim.protocols import HPPC, ConstantCurrent, ConstantVoltage, Cycling, FastCharge, Rest, Sequence, compile_protocol
 from sim.protocols.steps import VoltageWindow
 
 PERIOD_S = 10.0
@@ -108,7 +107,7 @@ def test_a_cv_step_of_a_sequence_is_the_cycling_hold():
 
 
 def test_a_fast_charge_between_reference_tests_scores_the_fast_charge_and_full_capacities():
-    protocol = FastChargeProtocol(c_rates=[1.0], cycles=1, rest_s=60.0, reference_tests=True).to_sequence()
+    protocol = FastCharge(c_rates=[1.0], cycles=1, rest_s=60.0, reference_tests=True)
     loop = run(CellSpec(initial_soc=0.5), protocol, offset_V=0.01)
     assert loop["status"] == "ok"
     metrics = trajectory_metrics(loop["columns"], capacity_Ah=loop["capacity_Ah"], window_V=(2.5, 4.2),

@@ -8,7 +8,8 @@ import pytest
 from sim.cells.spec import CellSpec, cell_parameter_values
 from sim.errors import SimulationError
 from sim.physics.fidelity import Fidelity, Hysteresis
-from sim.protocols.steps import HPPC, AgeingCampaign, ConstantCurrent, CurrentTrace, Cycling, Dynamic, Rest, Ripple, Sequence
+from sim.protocols.base import Ripple
+from sim.protocols.steps import HPPC, AgeingCampaign, ConstantCurrent, CurrentTrace, Cycling, Dynamic, Rest, Sequence
 from sim.physics.simulate import ModelCache, simulate
 
 
