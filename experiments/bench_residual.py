@@ -38,7 +38,7 @@ import yaml
 
 from hybrid.evaluate import evaluate_run, over_seeds
 from hybrid.evaluate.predict import NO_CONTEXT
-from hybrid.train.run import SUMMARY, TrainRunConfig, train_from_config
+from hybrid.train.run import METRICS, SUMMARY, TrainRunConfig, train_from_config
 from sim.config import apply_overrides, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,11 +51,15 @@ def run_seed(config: dict, corpus: Path, seed: int, out: Path) -> dict:
     """Train and evaluate one seed; returns the report plus each model's mean epoch seconds."""
     config = apply_overrides(json.loads(json.dumps(config)), [f"train.seed={seed}"])
     run_dir = out / f"seed{seed}"
-    if (run_dir / SUMMARY).exists():  # a finished seed of an interrupted bench (--out): evaluated again, not retrained
+    if (run_dir / SUMMARY).exists():  # a seed an earlier bench trained (--out): not trained again
         summary = json.loads((run_dir / SUMMARY).read_text())
     else:
         summary = train_from_config(validate(TrainRunConfig, config, "bench config"), corpus, run_dir)
-    report = evaluate_run(run_dir, corpus)
+    metrics = run_dir / METRICS
+    if metrics.exists() and json.loads(metrics.read_text()).get("corpus") == str(corpus):
+        report = json.loads(metrics.read_text())  # evaluated on this corpus already
+    else:
+        report = evaluate_run(run_dir, corpus)
     epoch_s = {name: entry["seconds"] / max(entry["epochs_run"], 1) for name, entry in summary["models"].items()}
     kinds = {name: entry["kind"] for name, entry in summary["models"].items()}
     return {"splits": report["splits"], "rolling": report.get("rolling", {}), "epoch_s": epoch_s, "kinds": kinds}
@@ -132,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides by dotted path, e.g. features.design=false")
-    parser.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temporary folder); seeds already trained there are reused")
+    parser.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temporary folder); seeds trained (and evaluated) there "
+                        "before are reused: seeds can run in parallel processes, gathered by one more call")
     args = parser.parse_args(argv)
     config = apply_overrides(yaml.safe_load(args.config.read_text()), args.overrides)
     config["evaluation"] = {**config.get("evaluation", {}), "plots": False}
