@@ -106,11 +106,9 @@ def _ehvi(known: np.ndarray, mean: np.ndarray, sigma: np.ndarray, draws: np.ndar
     everything = np.vstack([front, mean[indices]]) if len(front) else mean[indices]
     worst, best = everything.max(axis=0), everything.min(axis=0)
     reference = worst + 0.1 * np.maximum(worst - best, 1e-12)
-    base = hypervolume(front, reference) if len(front) else 0.0
     for k in _most_promising(mean[indices] - sigma[indices], indices):
         samples = mean[k] + sigma[k] * draws
-        improvements = [_improvement(front, sample, reference, base) for sample in samples]
-        gain[k] = float(np.mean(improvements))
+        gain[k] = float(np.mean([_improvement(front, sample, reference) for sample in samples]))
     return gain
 
 
@@ -125,8 +123,14 @@ def _most_promising(optimistic: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return indices[np.array(chosen[:EHVI_POOL], dtype=int)]
 
 
-def _improvement(front: np.ndarray, point: np.ndarray, reference: np.ndarray, base: float) -> float:
-    """Hypervolume gained by adding ``point`` to ``front`` (0 when it is dominated)."""
+def _improvement(front: np.ndarray, point: np.ndarray, reference: np.ndarray) -> float:
+    """Hypervolume gained by adding ``point`` to ``front``: its box up to ``reference`` less the
+    part the front already dominates, which is what the front clipped to that box dominates."""
     if np.any(point >= reference) or (len(front) and np.any(np.all(front <= point, axis=1))):
         return 0.0
-    return hypervolume(np.vstack([front, point]) if len(front) else point[None, :], reference) - base
+    box = float(np.prod(reference - point))
+    if not len(front):
+        return box
+    clipped = np.maximum(front, point)
+    clipped = clipped[np.all(clipped < reference, axis=1)]
+    return box - (hypervolume(clipped[pareto_front(clipped)], reference) if len(clipped) else 0.0)

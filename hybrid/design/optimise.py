@@ -95,11 +95,10 @@ def study_candidates(study: optuna.Study) -> list[tuple[int, Candidate]]:
 
 def pareto_front(points: np.ndarray) -> np.ndarray:
     """(points,) bool: not dominated, for minimisation of every column of ``points``."""
-    keep = np.ones(len(points), dtype=bool)
-    for k, point in enumerate(points):
-        dominated_by = np.all(points <= point, axis=1) & np.any(points < point, axis=1)
-        keep[k] = not dominated_by.any()
-    return keep
+    points = np.asarray(points, dtype=float)
+    no_worse = np.all(points[:, None, :] <= points[None, :, :], axis=2)  # [i, j]: i is nowhere worse than j
+    better = np.any(points[:, None, :] < points[None, :, :], axis=2)
+    return ~np.any(no_worse & better, axis=0)
 
 
 def minimisation_form(problem: DesignProblem, candidates: Sequence[Candidate]) -> np.ndarray:

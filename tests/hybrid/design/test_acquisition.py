@@ -1,16 +1,18 @@
 """Facts about choosing what the reference verifies: expected improvement prefers an uncertain
 design that may beat the incumbent over a certain one that cannot, never picks within the
 minimum distance of a verified design, and the expected hypervolume improvement of a design the
-verified front dominates is zero. Calibration designs come first and count toward the budget."""
+verified front dominates is zero and its improvement is the difference of two hypervolumes.
+Calibration designs come first and count toward the budget."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from tests.hybrid.design.test_candidates import AnalyticModel, analytic_problem
 
-from hybrid.design.acquisition import _ehvi, choose, unit_positions
+from hybrid.design.acquisition import _ehvi, _improvement, choose, unit_positions
 from hybrid.design.candidates import Candidate
-from hybrid.design.optimise import optimise, study_candidates
+from hybrid.design.optimise import hypervolume, optimise, pareto_front, study_candidates
 from hybrid.design.problem import DesignProblem
 from hybrid.design.uncertainty import Calibration
 from hybrid.design.verify import calibration_designs, verify
@@ -59,3 +61,13 @@ def test_calibration_designs_come_first_and_count_toward_the_budget(tmp_path):
     more, _ = verify(problem, reference, candidates, previous=first, first_round=1)
     assert len(first) + len(more) == 5 and all(v.purpose == "search" for v in more)
     assert more[0].calibration.fitted_on == 3  # the first picks are judged by the calibration designs' fit
+
+
+def test_the_hypervolume_improvement_equals_the_difference_of_hypervolumes():
+    rng = np.random.default_rng(3)
+    front = rng.uniform(0.0, 1.0, (12, 3))
+    front = front[pareto_front(front)]
+    reference = np.full(3, 1.2)
+    for point in rng.uniform(0.0, 1.3, (50, 3)):
+        brute = hypervolume(np.vstack([front, point]), reference) - hypervolume(front, reference)
+        assert _improvement(front, point, reference) == pytest.approx(brute, abs=1e-12)
