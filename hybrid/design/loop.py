@@ -62,11 +62,12 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
     runtime = ray_runtime(problem.workers) if problem.backend == "ray" else contextlib.nullcontext()
     shrinkage = []
     with runtime:
-        pairs = calibration_designs(problem, surrogate, reference)
+        calibration = calibration_designs(problem, surrogate, reference)
         candidates = study_candidates(optimise(problem, surrogate, out_dir, progress=progress))
-        more, backoff = verify(problem, reference, candidates, previous=pairs, first_round=1 if pairs else 0)
-        pairs += more
-        surrogate_evaluations = len(candidates) + len(pairs) - len(more)
+        pairs, backoff = verify(problem, reference, candidates, previous=calibration,
+                                first_round=1 if calibration else 0)
+        pairs = calibration + pairs
+        surrogate_evaluations = len(calibration) + len(candidates)
         for round_k in range(1, problem.active_learning.rounds + 1):
             if problem.verify.budget is not None and len(pairs) >= problem.verify.budget:
                 break
