@@ -18,7 +18,8 @@ whichever the corpus has) the voltage RMSE [mV] as mean and (population) sd over
 - their ratios to physics and to the floor, against the issue's targets;
 - with a forecaster (kind forecaster), its rolling RMSE at its horizon beside the last measured
   residual held (hold_last), physics and the open-loop hybrid on the same forecast rows;
-- seconds per training epoch of the context hybrid over the open-loop one.
+- seconds per training epoch of the context hybrid over the open-loop one;
+- ``models``: per split, every model of the run (and the floor) the same way.
 
 Every split scores the same rows for every model: rows inside a context window are left out
 for all of them.
@@ -94,10 +95,18 @@ def figures(runs: list[dict]) -> dict:
                 if "floor" in row:
                     row[f"{label}_vs_floor"] = over_seeds([t[models[label]]["rmse_mV"] / t["floor"]["rmse_mV"] for t in tables])
         result["splits"][split] = row | _rolling(runs, split, open_loop)
+    result["models"] = _every_model(runs)
     if open_loop and context:
         result["context_epoch_time_ratio"] = over_seeds([run["epoch_s"][context] / run["epoch_s"][open_loop] for run in runs])
     result["targets"] = _targets(result)
     return result
+
+
+def _every_model(runs: list[dict]) -> dict:
+    """Per split (validation and held out), every model's RMSE [mV], mean and sd over the seeds."""
+    splits = [split for split in ("val", *HELD_OUT) if split in runs[0]["splits"]]
+    return {split: {name: over_seeds([run["splits"][split][name]["rmse_mV"] for run in runs])
+                    for name in runs[0]["splits"][split]} for split in splits}
 
 
 def _rolling(runs: list[dict], split: str, open_loop: str | None) -> dict:
