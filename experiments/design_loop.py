@@ -4,7 +4,7 @@ Usage:
     hybat corpus configs/corpus/design.yaml --out corpora/design --backend ray
     hybat train configs/train/design.yaml --corpus corpora/design --out runs/design
     python experiments/design_loop.py configs/design/cell.yaml --model runs/design --out designs/cell \
-        [--compare-reference] [--timing-designs 4] [--backend serial|ray] [--trials N] [--objective K] \
+        [--compare-reference | --direct-only] [--timing-designs 4] [--backend serial|ray] [--trials N] [--objective K] \
         [--set KEY=VALUE ...]
 
 In one run it measures:
@@ -31,7 +31,8 @@ In one run it measures:
    and OUT/pareto.png: the surrogate's last study and front, the verified designs with their
    intervals and the reference values, and the direct reference front.
 
-``--set KEY=VALUE`` overrides the problem YAML by dotted path (``verify.select=best``,
+``--direct-only`` runs (or resumes) just the direct study, e.g. ahead of the loop with
+``--backend ray``. ``--set KEY=VALUE`` overrides the problem YAML by dotted path (``verify.select=best``,
 ``verify.budget=50``), to compare variants. ``--timing-designs 0`` skips section 1.
 Prints one JSON line of figures and writes OUT/summary.md.
 """
@@ -227,6 +228,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("config", type=Path, help="design problem YAML (configs/design/)")
     parser.add_argument("--model", type=Path, required=True, help="trained run directory")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--direct-only", action="store_true",
+                        help="only run (or resume) the direct reference study of section 3, then stop")
     parser.add_argument("--compare-reference", action="store_true",
                         help="also run the optimiser directly on the reference (expensive)")
     parser.add_argument("--timing-designs", type=int, default=4, help="designs in the speed/accuracy check")
@@ -249,6 +252,10 @@ def main(argv: list[str] | None = None) -> dict:
     problem = problem.model_copy(update=updates)
     check_training_space(problem, ReferenceModel(args.model))
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.direct_only:  # the expensive part, resumable: run it ahead (on more workers), compare later
+        study = optimise(problem, ReferenceModel(args.model), args.out / "reference")
+        print(json.dumps({"problem": problem.name, "direct_trials": len(study_candidates(study))}))
+        return {}
     figures = {"problem": problem.name, "overrides": args.overrides,
                "timing": speed_and_accuracy(problem, args.model, args.timing_designs) if args.timing_designs else None}
     loop = design_loop(problem, HybridSurrogate(args.model, model=problem.model), ReferenceModel(args.model),
