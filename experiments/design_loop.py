@@ -4,8 +4,8 @@ Usage:
     hybat corpus configs/corpus/design.yaml --out corpora/design --backend ray
     hybat train configs/train/design.yaml --corpus corpora/design --out runs/design
     python experiments/design_loop.py configs/design/cell.yaml --model runs/design --out designs/cell \
-        [--compare-reference | --direct-only] [--timing-designs 4] [--backend serial|ray] [--trials N] [--objective K] \
-        [--set KEY=VALUE ...]
+        [--compare-reference | --direct-only] [--reuse-loop] [--timing-designs 4] [--backend serial|ray] \
+        [--trials N] [--objective K] [--set KEY=VALUE ...]
 
 In one run it measures:
 1. speed and accuracy per design evaluation: the same ``--timing-designs`` designs (a seeded
@@ -32,9 +32,10 @@ In one run it measures:
    intervals and the reference values, and the direct reference front.
 
 ``--direct-only`` runs (or resumes) just the direct study, e.g. ahead of the loop with
-``--backend ray``. ``--set KEY=VALUE`` overrides the problem YAML by dotted path (``verify.select=best``,
-``verify.budget=50``), to compare variants. ``--timing-designs 0`` skips section 1.
-Prints one JSON line of figures and writes OUT/summary.md.
+``--backend ray``; ``--reuse-loop`` reads the loop's report from an earlier run in OUT, so
+the comparison can follow a loop run earlier. ``--set KEY=VALUE`` overrides the problem YAML
+by dotted path (``verify.select=best``, ``verify.budget=50``), to compare variants.
+``--timing-designs 0`` skips section 1. Prints one JSON line of figures and writes OUT/summary.md.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ from hybrid.design import (
     protocol_with_values,
     study_candidates,
 )
-from hybrid.design.report import plot_study
+from hybrid.design.report import REPORT_JSON, plot_study
 from hybrid.surrogate import HybridSurrogate, ReferenceModel, RunModel, voltage_rmse_mV
 from sim.config import apply_overrides, read_yaml, validate
 
@@ -230,6 +231,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--direct-only", action="store_true",
                         help="only run (or resume) the direct reference study of section 3, then stop")
+    parser.add_argument("--reuse-loop", action="store_true",
+                        help="read the loop's report (and timing) from an earlier run in --out instead of running it")
     parser.add_argument("--compare-reference", action="store_true",
                         help="also run the optimiser directly on the reference (expensive)")
     parser.add_argument("--timing-designs", type=int, default=4, help="designs in the speed/accuracy check")
@@ -256,10 +259,14 @@ def main(argv: list[str] | None = None) -> dict:
         study = optimise(problem, ReferenceModel(args.model), args.out / "reference")
         print(json.dumps({"problem": problem.name, "direct_trials": len(study_candidates(study))}))
         return {}
-    figures = {"problem": problem.name, "overrides": args.overrides,
-               "timing": speed_and_accuracy(problem, args.model, args.timing_designs) if args.timing_designs else None}
-    loop = design_loop(problem, HybridSurrogate(args.model, model=problem.model), ReferenceModel(args.model),
-                       args.out / "surrogate")
+    earlier = json.loads((args.out / "figures.json").read_text()) if args.reuse_loop else {}
+    figures = {"problem": problem.name, "overrides": args.overrides, "timing": earlier.get("timing")}
+    if args.timing_designs and not args.reuse_loop:
+        figures["timing"] = speed_and_accuracy(problem, args.model, args.timing_designs)
+    report = args.out / "surrogate" / REPORT_JSON
+    loop = (json.loads(report.read_text()) if args.reuse_loop else
+            design_loop(problem, HybridSurrogate(args.model, model=problem.model), ReferenceModel(args.model),
+                        args.out / "surrogate"))
     figures["loop"] = {key: loop[key] for key in ("surrogate_evaluations", "reference_evaluations", "wall_s", "best")}
     figures["loop"].update({key: loop["uncertainty"][key] for key in ("coverage", "coverage_raw", "calibration",
                                                                       "active_learning")})
