@@ -18,14 +18,10 @@ import numpy as np
 from hybrid.design.candidates import Candidate
 from hybrid.design.optimise import hypervolume, minimisation_form, pareto_front
 from hybrid.design.problem import DesignProblem
-from hybrid.design.uncertainty import (
-    EHVI_POOL,
-    MC_SAMPLES,
-    Calibration,
-    expected_improvement,
-    probability_feasible,
-    target_arrays,
-)
+from hybrid.design.uncertainty import Calibration, expected_improvement, probability_feasible, target_arrays
+
+MC_SAMPLES = 64  # Monte Carlo draws of the expected hypervolume improvement
+EHVI_POOL = 48  # candidates the hypervolume improvement is estimated for (the most promising)
 
 
 def unit_positions(problem: DesignProblem, params: Sequence[dict[str, float]]) -> np.ndarray:

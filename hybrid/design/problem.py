@@ -4,7 +4,7 @@ the picks are verified. A problem is one YAML file (``configs/design/*.yaml``) r
 
 A :class:`DesignProblem` names its variables (design variables by their
 :data:`sim.cells.DESIGN_VARIABLES` names, and protocol variables as ``<protocol>.<field>``, e.g.
-``charge.c_rate_1`` of a :class:`hybrid.design.protocols.FastChargeProtocol` named ``charge``),
+``charge.c_rate_1`` of a :class:`sim.protocols.FastCharge` named ``charge``),
 one or more objectives and constraints on the metrics of :mod:`hybrid.surrogate.metrics`, each
 read from one of the problem's protocols.
 """
@@ -17,12 +17,13 @@ from typing import Literal, Mapping
 from pydantic import Field, model_validator
 
 from hybrid.design.active import ActiveLearningOptions
-from hybrid.design.protocols import DesignProtocol, protocol_variable_names
+from hybrid.design.protocols import protocol_variable_names
 from hybrid.surrogate import METRICS, MassModel, MetricOptions, OperatingConditions, RunModel
 from sim.cells import DESIGN_VARIABLES
 from sim.config import StrictModel, load_config
 from sim.corpus import Range
 from sim.errors import ConfigError
+from sim.protocols import Protocol
 
 
 class Objective(StrictModel):
@@ -115,7 +116,7 @@ class DesignProblem(StrictModel):
     name: str = Field("design", pattern=r"^[A-Za-z0-9_\-]+$")
     variables: dict[str, Range] = Field(min_length=1)
     fixed: dict[str, float] = Field(default_factory=dict)
-    protocols: dict[str, DesignProtocol] = Field(min_length=1)
+    protocols: dict[str, Protocol] = Field(min_length=1)
     conditions: OperatingConditions = OperatingConditions()
     objectives: list[Objective] = Field(min_length=1, max_length=4)
     constraints: list[Constraint] = Field(default_factory=list)

@@ -15,8 +15,6 @@ from sim.config import validate
 from sim.errors import ConfigError
 from sim.protocols import FastCharge, Protocol
 
-DesignProtocol = Protocol
-
 
 def protocol_variable_names(protocol: Protocol) -> list[str]:
     """The variables a protocol offers: a fast charge's stages, or any top-level number."""

@@ -36,9 +36,6 @@ from hybrid.design.optimise import minimisation_form
 from hybrid.design.problem import DesignProblem, Objective, constraint_labels
 from hybrid.surrogate.ensemble import Z_90
 
-MC_SAMPLES = 64  # Monte Carlo draws of the expected hypervolume improvement
-EHVI_POOL = 48  # candidates the hypervolume improvement is estimated for (the most promising)
-
 
 @dataclass(frozen=True)
 class Calibration:
