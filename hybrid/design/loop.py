@@ -32,7 +32,7 @@ from hybrid.design.uncertainty import (
     target_arrays,
     target_labels,
 )
-from hybrid.design.verify import Verified, calibration_designs, calibration_pairs, verify
+from hybrid.design.verify import Verified, calibration_designs, verify
 from hybrid.evaluate import json_safe
 from hybrid.surrogate import HybridSurrogate, ReferenceModel, RunModel
 from hybrid.surrogate.ensemble import Z_90
@@ -66,7 +66,6 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
         candidates = study_candidates(optimise(problem, surrogate, out_dir, progress=progress))
         pairs, backoff = verify(problem, reference, candidates, previous=calibration,
                                 first_round=1 if calibration else 0)
-        own = pairs  # the current surrogate's picks (what its calibration rests on)
         pairs = calibration + pairs
         surrogate_evaluations = len(calibration) + len(candidates)
         for round_k in range(1, problem.active_learning.rounds + 1):
@@ -79,8 +78,8 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
             surrogate = tuned
             candidates = study_candidates(optimise(problem, surrogate, round_dir, progress=progress))
             surrogate_evaluations += len(candidates)
-            own, backoff = verify(problem, reference, candidates, previous=pairs, first_round=pairs[-1].round + 1)
-            pairs += own
+            more, backoff = verify(problem, reference, candidates, previous=pairs, first_round=pairs[-1].round + 1)
+            pairs += more
     report = {
         "problem": problem.name,
         "objectives": [objective.model_dump() for objective in problem.objectives],
@@ -88,7 +87,7 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
         "chosen": [_chosen_row(problem, pair) for pair in pairs],
         "best": best_verified(problem, [pair.reference for pair in pairs]),
         "constraint_backoff": dict(zip(constraint_labels(problem), backoff)),
-        "uncertainty": _uncertainty(problem, pairs, own, shrinkage),
+        "uncertainty": _uncertainty(problem, pairs, shrinkage),
         "surrogate_evaluations": surrogate_evaluations,
         "reference_evaluations": len(pairs),
         "wall_s": time.perf_counter() - started,
@@ -103,7 +102,7 @@ def _chosen_row(problem: DesignProblem, pair: Verified) -> dict[str, Any]:
     90 % interval per target, as judged when it was picked) beside the reference."""
     candidate, checked = pair.surrogate, pair.reference
     (mean,), (spread,) = target_arrays(problem, [candidate])
-    half = Z_90 * pair.calibration.sigma(spread)
+    mean, half = pair.calibration.mean(mean), Z_90 * pair.calibration.sigma(spread)
     return {"trial": pair.trial, "round": pair.round, "purpose": pair.purpose, "params": candidate.params,
             "design": candidate.design, "surrogate": candidate.to_dict()["metrics"],
             "spread": candidate.to_dict()["spread"],
@@ -115,14 +114,12 @@ def _chosen_row(problem: DesignProblem, pair: Verified) -> dict[str, Any]:
             "message": checked.message, "flags": checked.flags}
 
 
-def _uncertainty(problem: DesignProblem, pairs: Sequence[Verified], own: Sequence[Verified],
-                 shrinkage: list[dict]) -> dict[str, Any]:
-    """The final surrogate's calibration (``own``: its verified picks), the coverage of the
-    search picks' 90 % intervals (each judged by the
+def _uncertainty(problem: DesignProblem, pairs: Sequence[Verified], shrinkage: list[dict]) -> dict[str, Any]:
+    """The final calibration, the coverage of the search picks' 90 % intervals (each judged by the
     calibration it was picked with) and of the raw ensemble's on every verified design, and
     what each active-learning round did to the spread."""
     raw = Calibration.raw(problem)
-    return {"calibration": fit_calibration(problem, calibration_pairs(pairs, own)).to_dict(),
+    return {"calibration": fit_calibration(problem, [(p.surrogate, p.reference) for p in pairs]).to_dict(),
             "coverage": coverage(problem, [(p.calibration, p.surrogate, p.reference) for p in pairs
                                            if p.purpose == "search"]),
             "coverage_raw": coverage(problem, [(raw, p.surrogate, p.reference) for p in pairs]),

@@ -77,12 +77,12 @@ def _uncertainty_lines(uncertainty: dict[str, Any] | None) -> list[str]:
              f"90 % intervals of the search picks covered {_fmt_pct(judged['overall'])} of their reference values "
              f"({judged['count']} values, each interval calibrated on the designs verified before it); the raw "
              f"ensemble spread covered {_fmt_pct(raw['overall'])} ({raw['count']} values).", "",
-             "| target | coverage | raw coverage | scale | floor |", "|---|---|---|---|---|"]
+             "| target | coverage | raw coverage | offset | scale | floor |", "|---|---|---|---|---|---|"]
     calibration = uncertainty["calibration"]
     for label, value in judged["targets"].items() or raw["targets"].items():
         fit = calibration.get(label, {})
         lines.append(f"| {label} | {_fmt_pct(value)} | {_fmt_pct(raw['targets'].get(label))} | "
-                     f"{_fmt(fit.get('scale'))} | {_fmt(fit.get('floor'))} |")
+                     f"{_fmt(fit.get('offset'))} | {_fmt(fit.get('scale'))} | {_fmt(fit.get('floor'))} |")
     for k, round_ in enumerate(uncertainty.get("active_learning", []), start=1):
         if round_.get("probe_designs"):
             ratios = ", ".join(f"{label}: {_fmt(ratio)}" for label, ratio in round_["ratio"].items())
@@ -142,7 +142,7 @@ def _plot_convergence(axes, problem: DesignProblem, report: dict[str, Any],
     axes.scatter(numbers[~feasible], values[~feasible], s=14, marker="x", color="tab:gray", label="infeasible")
     axes.step(numbers, best, where="post", color="tab:blue", label="best so far (surrogate)")
     trials = [row["trial"] for row in report["chosen"]]  # calibration designs at negative trials
-    predicted = [_reported(problem, row["surrogate"], objective) for row in report["chosen"]]
+    predicted = _centres(problem, report["chosen"], 0)
     axes.errorbar(trials, predicted, yerr=_errors(problem, report["chosen"], 0, predicted), fmt="none",
                   ecolor="tab:blue", elinewidth=0.8, capsize=2, label="surrogate 90 % interval (verified)")
     axes.scatter(trials, [_reported(problem, row["reference"], objective) for row in report["chosen"]],
@@ -167,19 +167,19 @@ def _plot_front(axes, problem: DesignProblem, report: dict[str, Any], candidates
     if direct is not None and len(direct):
         _front_line(axes, problem, np.asarray(direct)[:, :2], color="black", label="direct reference front")
     chosen = report["chosen"]
-    for side in ("surrogate", "reference"):
-        points = [(_reported(problem, row[side], first), _reported(problem, row[side], second)) for row in chosen]
-        if side == "surrogate" and points:
-            x, y = map(list, zip(*points))
-            axes.errorbar(x, y, xerr=_errors(problem, chosen, 0, x), yerr=_errors(problem, chosen, 1, y), fmt="o",
-                          markersize=4, color="tab:blue", ecolor="tab:blue", elinewidth=0.8, capsize=2,
-                          label="surrogate, 90 % interval (verified)")
-        elif points:
-            axes.scatter(*zip(*points), s=40, marker="D", facecolor="none", edgecolor="tab:red",
-                         label="reference (verified)")
-    for row in chosen:
-        axes.plot(*zip(*[(_reported(problem, row[side], first), _reported(problem, row[side], second))
-                         for side in ("surrogate", "reference")]), color="tab:red", linewidth=0.6)
+    if chosen:
+        x, y = _centres(problem, chosen, 0), _centres(problem, chosen, 1)
+        axes.errorbar(x, y, xerr=_errors(problem, chosen, 0, x), yerr=_errors(problem, chosen, 1, y), fmt="o",
+                      markersize=4, color="tab:blue", ecolor="tab:blue", elinewidth=0.8, capsize=2,
+                      label="surrogate, calibrated 90 % interval (verified)")
+        checked = np.array([(_reported(problem, row["reference"], first), _reported(problem, row["reference"], second))
+                            for row in chosen], dtype=float)
+        ok = np.array([bool(row["reference_feasible"]) for row in chosen])
+        axes.scatter(*checked[ok].T, s=40, marker="D", color="tab:red", label="reference, feasible (verified)")
+        axes.scatter(*checked[~ok].T, s=40, marker="D", facecolor="none", edgecolor="tab:red",
+                     label="reference, infeasible (verified)")
+        for centre, point in zip(zip(x, y), checked):
+            axes.plot(*zip(centre, point), color="tab:red", linewidth=0.6)
     axes.set_xlabel(f"{problem.protocol_of(first)}.{first.metric} ({first.direction})")
     axes.set_ylabel(f"{problem.protocol_of(second)}.{second.metric} ({second.direction})")
     axes.set_title(f"{problem.name}: Pareto front")
@@ -194,6 +194,19 @@ def _front_line(axes, problem: DesignProblem, points: np.ndarray, **style) -> No
     front = points[pareto_front(points * signs)]
     front = front[np.argsort(front[:, 0])]
     axes.step(front[:, 0], front[:, 1], where="post" if signs[0] * signs[1] < 0 else "pre", linewidth=1.2, **style)
+
+
+def _centres(problem: DesignProblem, chosen: Sequence[dict], objective: int) -> list[float]:
+    """Each row's calibrated surrogate value of ``objective`` (its 90 % interval's centre, in
+    the objective's units); the raw surrogate value where the row has no interval."""
+    target = problem.objectives[objective]
+    label, sign = objective_label(problem, target), (1.0 if target.direction == "minimize" else -1.0)
+    centres = []
+    for row in chosen:
+        bounds = np.asarray(row.get("interval", {}).get(label, [np.nan, np.nan]), dtype=float)
+        centres.append(sign * float(np.mean(bounds)) if np.all(np.isfinite(bounds))
+                       else _reported(problem, row["surrogate"], target))
+    return centres
 
 
 def _errors(problem: DesignProblem, chosen: Sequence[dict], objective: int, centre: Sequence[float]) -> np.ndarray:

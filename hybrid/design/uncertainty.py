@@ -2,13 +2,18 @@
 
 **Calibration.** The surrogate gives each metric as its ensemble's mean and spread
 (:mod:`hybrid.surrogate.ensemble`). A deep ensemble knows where its members disagree, not how
-far they all are from the reference: its raw spread is usually too narrow, and a single model
-has none. Per target (each objective, each constraint bound) the loop models the reference as
+far they all are from the reference: its raw spread is usually too narrow, a single model has
+none, and where the surrogate is biased (a metric its physics model gives without a residual
+correction, such as a plating margin) every member shares the bias. Per target (each
+objective, each constraint bound) the loop models the reference as
 
-    reference ~ Normal(mean, sigma^2),   sigma = sqrt((scale * spread)^2 + floor^2)
+    reference ~ Normal(mean + offset, sigma^2),   sigma = sqrt((scale * spread)^2 + floor^2)
 
-and fits ``scale`` and ``floor`` by maximum likelihood on the designs verified so far (the
-difference reference - mean, against the spread). A 90 % interval is mean +- 1.645 sigma.
+and fits ``offset``, ``scale`` and ``floor`` by maximum likelihood on the designs verified so
+far (the difference reference - mean, against the spread). A 90 % interval is
+mean + offset +- 1.645 sigma. Without the offset, a bias is absorbed into ``floor``: on the
+fast-charge problem (retention 0.5 points too high, plating margin 15 mV too low) the
+intervals came out 2.5 times as wide and covered 97.5 % of the picks (offset fitted: 92 %).
 Coverage is measured honestly: each verified design is judged by the calibration fitted
 before it was verified (:func:`coverage`).
 
@@ -39,26 +44,33 @@ from hybrid.surrogate.ensemble import Z_90
 
 @dataclass(frozen=True)
 class Calibration:
-    """Per target (objective_labels + constraint_labels order): sigma = sqrt((scale spread)^2 + floor^2)."""
+    """Per target (target_labels order): the reference's expected value is the surrogate's mean
+    plus ``offset``, with sigma = sqrt((scale spread)^2 + floor^2)."""
 
     labels: tuple[str, ...]
     scale: tuple[float, ...]
     floor: tuple[float, ...]
+    offset: tuple[float, ...]
     fitted_on: int = 0
 
     @classmethod
     def raw(cls, problem: DesignProblem) -> "Calibration":
-        """The ensemble as it is (scale 1, floor 0)."""
+        """The ensemble as it is (scale 1, floor 0, offset 0)."""
         labels = tuple(target_labels(problem))
-        return cls(labels, (1.0,) * len(labels), (0.0,) * len(labels))
+        return cls(labels, (1.0,) * len(labels), (0.0,) * len(labels), (0.0,) * len(labels))
+
+    def mean(self, values: np.ndarray) -> np.ndarray:
+        """(..., targets) expected reference values of (..., targets) surrogate means."""
+        return np.asarray(values, dtype=float) + np.asarray(self.offset)
 
     def sigma(self, spread: np.ndarray) -> np.ndarray:
         """(..., targets) sigmas of (..., targets) ensemble spreads."""
         return np.hypot(np.asarray(self.scale) * np.nan_to_num(spread), np.asarray(self.floor))
 
     def to_dict(self) -> dict:
-        return {"fitted_on": self.fitted_on, **{label: {"scale": s, "floor": f}
-                                                 for label, s, f in zip(self.labels, self.scale, self.floor)}}
+        return {"fitted_on": self.fitted_on,
+                **{label: {"offset": o, "scale": s, "floor": f}
+                   for label, o, s, f in zip(self.labels, self.offset, self.scale, self.floor)}}
 
 
 def target_labels(problem: DesignProblem) -> list[str]:
@@ -84,34 +96,36 @@ def target_arrays(problem: DesignProblem, candidates: Sequence[Candidate]) -> tu
 
 
 def fit_calibration(problem: DesignProblem, pairs: Sequence[tuple[Candidate, Candidate]]) -> Calibration:
-    """Scale and floor per target by maximum likelihood on (surrogate, reference) pairs whose
+    """Offset, scale and floor per target by maximum likelihood on (surrogate, reference) pairs whose
     values are both finite; the raw ensemble where no pair is usable."""
     raw = Calibration.raw(problem)
     if not pairs:
         return raw
     predicted, spreads = target_arrays(problem, [surrogate for surrogate, _ in pairs])
     measured, _ = target_arrays(problem, [reference for _, reference in pairs])
-    scale, floor = list(raw.scale), list(raw.floor)
+    fits = [(raw.scale[k], raw.floor[k], raw.offset[k]) for k in range(len(raw.labels))]
     for k in range(len(raw.labels)):
         usable = np.isfinite(predicted[:, k]) & np.isfinite(measured[:, k])
         if usable.any():
-            scale[k], floor[k] = _fit_one(measured[usable, k] - predicted[usable, k], spreads[usable, k])
-    return Calibration(raw.labels, tuple(scale), tuple(floor), fitted_on=len(pairs))
+            fits[k] = _fit_one(measured[usable, k] - predicted[usable, k], spreads[usable, k])
+    scale, floor, offset = (tuple(column) for column in zip(*fits))
+    return Calibration(raw.labels, scale, floor, offset, fitted_on=len(pairs))
 
 
-def _fit_one(error: np.ndarray, spread: np.ndarray) -> tuple[float, float]:
-    """(scale, floor) maximising the Gaussian likelihood of ``error`` with sigma(spread)."""
+def _fit_one(error: np.ndarray, spread: np.ndarray) -> tuple[float, float, float]:
+    """(scale, floor, offset) maximising the Gaussian likelihood of ``error`` with mean offset
+    and sigma(spread); the offset is searched in units of the errors' size."""
     size = max(float(np.sqrt(np.mean(error ** 2))), 1e-12)
     spread = np.nan_to_num(spread)
 
     def negative_log_likelihood(x: np.ndarray) -> float:
         sigma2 = (math.exp(x[0]) * spread) ** 2 + math.exp(x[1]) ** 2
-        return float(np.sum(np.log(sigma2) + error ** 2 / sigma2))
+        return float(np.sum(np.log(sigma2) + (error - x[2] * size) ** 2 / sigma2))
 
-    bounds = [(math.log(0.3), math.log(30.0)), (math.log(1e-3 * size), math.log(10.0 * size))]
-    start = np.array([0.0, math.log(0.5 * size)])
+    bounds = [(math.log(0.3), math.log(30.0)), (math.log(1e-3 * size), math.log(10.0 * size)), (-1.0, 1.0)]
+    start = np.array([0.0, math.log(0.5 * size), float(np.mean(error)) / size])
     fitted = minimize(negative_log_likelihood, start, bounds=bounds, method="L-BFGS-B")
-    return math.exp(fitted.x[0]), math.exp(fitted.x[1])
+    return math.exp(fitted.x[0]), math.exp(fitted.x[1]), float(fitted.x[2]) * size
 
 
 def inside_interval(problem: DesignProblem, calibration: Calibration, surrogate: Candidate,
@@ -120,7 +134,7 @@ def inside_interval(problem: DesignProblem, calibration: Calibration, surrogate:
     where either value is not finite."""
     (mean,), (spread,) = target_arrays(problem, [surrogate])
     (measured,), _ = target_arrays(problem, [reference])
-    inside = (np.abs(measured - mean) <= Z_90 * calibration.sigma(spread)).astype(float)
+    inside = (np.abs(measured - calibration.mean(mean)) <= Z_90 * calibration.sigma(spread)).astype(float)
     return np.where(np.isfinite(mean) & np.isfinite(measured), inside, np.nan)
 
 

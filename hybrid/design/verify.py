@@ -10,13 +10,6 @@
   feasible designs, and after a round in which a design the surrogate called feasible failed
   on the reference, backs each constraint off by the largest amount the surrogate
   underestimated it (and stops after a round without such a surprise).
-
-The calibration a round picks with is fitted on the designs the reference judges most like its
-picks (:func:`calibration_pairs`): once this surrogate has had ``MIN_OWN_PAIRS`` of its own
-picks verified, on those alone. The calibration designs span the whole space, where the
-surrogate errs more than near the front the acquisition seeks, and a surrogate fine-tuned since
-(active learning) has other members and spreads; fitted on them, 90 % intervals of the fast-charge
-problem's picks covered 97.5 % (89 % with the rule).
 """
 
 from __future__ import annotations
@@ -36,7 +29,6 @@ from hybrid.design.uncertainty import Calibration, fit_calibration
 from hybrid.surrogate import RunModel
 
 log = logging.getLogger(__name__)
-MIN_OWN_PAIRS = 5  # verified picks of the current surrogate before its calibration rests on them alone
 
 
 @dataclass
@@ -86,7 +78,7 @@ def verify(problem: DesignProblem, reference: RunModel, candidates: Sequence[tup
         left = None if options.budget is None else max(options.budget - len(done), 0)
         verified = {v.trial for v in pairs}
         open_ = [(n, c) for n, c in candidates if n not in verified]
-        calibration = fit_calibration(problem, calibration_pairs(done, pairs))
+        calibration = fit_calibration(problem, [(v.surrogate, v.reference) for v in done])
         count = options.candidates if len(problem.objectives) == 1 else options.pareto_max
         if options.select == "ei":
             selected = choose(problem, open_, [v.reference for v in done], calibration, count, options.min_distance,
@@ -107,13 +99,6 @@ def verify(problem: DesignProblem, reference: RunModel, candidates: Sequence[tup
         log.info("%s: round %d verified %d design(s), %d surprise(s)", problem.name, round_k, len(selected),
                  len(surprises))
     return pairs, backoff.tolist()
-
-
-def calibration_pairs(verified: Sequence[Verified], own: Sequence[Verified]) -> list[tuple[Candidate, Candidate]]:
-    """(surrogate, reference) pairs to calibrate on (module docstring): ``own``, the current
-    surrogate's verified search picks, once there are ``MIN_OWN_PAIRS``; else every design verified."""
-    own = [v for v in own if v.purpose == "search"]
-    return [(v.surrogate, v.reference) for v in (own if len(own) >= MIN_OWN_PAIRS else verified)]
 
 
 def _params_key(params: Mapping[str, float]) -> tuple:

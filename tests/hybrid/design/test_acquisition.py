@@ -2,8 +2,7 @@
 design that may beat the incumbent over a certain one that cannot, never picks within the
 minimum distance of a verified design, and the expected hypervolume improvement of a design the
 verified front dominates is zero and its improvement is the difference of two hypervolumes.
-Calibration designs come first and count toward the budget;
-once the surrogate has enough verified picks of its own, its calibration rests on them alone."""
+Calibration designs come first and count toward the budget."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ from hybrid.design.candidates import Candidate
 from hybrid.design.optimise import hypervolume, optimise, pareto_front, study_candidates
 from hybrid.design.problem import DesignProblem
 from hybrid.design.uncertainty import Calibration
-from hybrid.design.verify import MIN_OWN_PAIRS, Verified, calibration_designs, calibration_pairs, verify
+from hybrid.design.verify import calibration_designs, verify
 
 
 def _candidate(porosity: float, power: float, sd: float, temperature: float = 300.0) -> Candidate:
@@ -72,13 +71,3 @@ def test_the_hypervolume_improvement_equals_the_difference_of_hypervolumes():
     for point in rng.uniform(0.0, 1.3, (50, 3)):
         brute = hypervolume(np.vstack([front, point]), reference) - hypervolume(front, reference)
         assert _improvement(front, point, reference) == pytest.approx(brute, abs=1e-12)
-
-
-def test_the_calibration_rests_on_the_surrogates_own_picks_once_there_are_enough():
-    problem = analytic_problem()
-    raw = Calibration.raw(problem)
-    design = _candidate(0.25, 90.0, 1.0)
-    earlier = [Verified(0, -(k + 1), design, design, raw) for k in range(10)]  # calibration designs
-    own = [Verified(1, k, design, design, raw) for k in range(MIN_OWN_PAIRS)]
-    assert len(calibration_pairs(earlier + own[:-1], own[:-1])) == 10 + MIN_OWN_PAIRS - 1
-    assert len(calibration_pairs(earlier + own, own)) == MIN_OWN_PAIRS

@@ -1,4 +1,4 @@
-"""Facts about the calibrated uncertainty: the fit recovers a known scale and floor, its 90 %
+"""Facts about the calibrated uncertainty: the fit recovers a known offset, scale and floor, its 90 %
 intervals cover 90 % of fresh draws, coverage judges each design by its own calibration, and
 expected improvement and probability of feasibility match their closed forms."""
 
@@ -28,24 +28,26 @@ def _pair(power: float, power_sd: float, truth: float, temperature: float = 300.
     return surrogate, reference
 
 
-def _draws(rng, count: int, scale: float, floor: float) -> list[tuple[Candidate, Candidate]]:
+def _draws(rng, count: int, scale: float, floor: float, bias: float = 0.0) -> list[tuple[Candidate, Candidate]]:
     spreads = rng.uniform(0.5, 3.0, count)
-    errors = rng.standard_normal(count) * np.hypot(scale * spreads, floor)
+    errors = bias + rng.standard_normal(count) * np.hypot(scale * spreads, floor)
     return [_pair(100.0, s, 100.0 + e) for s, e in zip(spreads, errors)]
 
 
-def test_the_fit_recovers_a_known_scale_and_floor_and_covers_ninety_percent_of_fresh_draws():
+def test_the_fit_recovers_a_known_offset_scale_and_floor_and_covers_ninety_percent_of_fresh_draws():
     problem, rng = analytic_problem(), np.random.default_rng(0)
-    calibration = fit_calibration(problem, _draws(rng, 2000, scale=2.0, floor=1.0))
+    calibration = fit_calibration(problem, _draws(rng, 2000, scale=2.0, floor=1.0, bias=3.0))
     assert target_labels(problem) == ["maximize hppc.power_capability_W", "hppc.max_temperature_K <= 329"]
     assert calibration.scale[0] == pytest.approx(2.0, rel=0.1)
     assert calibration.floor[0] == pytest.approx(1.0, rel=0.3)
-    assert calibration.floor[1] == pytest.approx(0.5, rel=0.05)  # a constant 0.5 K bias without spread
-    fresh = _draws(rng, 2000, scale=2.0, floor=1.0)
+    assert calibration.offset[0] == pytest.approx(-3.0, abs=0.15)  # power is maximised: minimisation form
+    assert calibration.offset[1] == pytest.approx(0.5, abs=1e-3)  # a constant 0.5 K bias without spread
+    assert calibration.floor[1] < 1e-3
+    fresh = _draws(rng, 2000, scale=2.0, floor=1.0, bias=3.0)
     judged = coverage(problem, [(calibration, s, r) for s, r in fresh])
     assert judged["targets"]["maximize hppc.power_capability_W"] == pytest.approx(0.9, abs=0.02)
     raw = coverage(problem, [(Calibration.raw(problem), s, r) for s, r in fresh])
-    assert raw["targets"]["maximize hppc.power_capability_W"] < 0.7  # the raw spread is too narrow
+    assert raw["targets"]["maximize hppc.power_capability_W"] < 0.7  # the raw spread is too narrow and biased
 
 
 def test_without_verified_designs_the_calibration_is_the_raw_ensemble():
