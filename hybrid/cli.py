@@ -143,7 +143,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hybrid.train import train_run
 
     # only the options given: without them, train_run's defaults (in memory, one process)
-    given = {"streaming": args.stream, "workers": args.workers, "address": args.address}
+    given = {"streaming": args.stream, "workers": args.workers, "address": args.address, "init": args.init}
     summary = train_run(args.config, args.corpus, args.out, **{name: value for name, value in given.items()
                                                                  if value is not None and value is not False})
     print(json.dumps(summary, indent=2, default=str))
@@ -252,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "default: one process)")
     train.add_argument("--address", default=None, help="Ray cluster address for --workers, e.g. 10.0.0.1:6379 "
                        "(corpus and --out on a shared filesystem)")
+    train.add_argument("--init", type=Path, default=None, metavar="RUN", help="start every model from the model "
+                       "of the same name in this run (pretraining), fine-tuned as the config's finetune section says")
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a trained run against physics-only and black-box")

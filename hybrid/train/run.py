@@ -46,9 +46,10 @@ from hybrid.data import (
 )
 from hybrid.data.stream import is_streamed, open_corpus, stream_batches, stream_normalisation, stream_splits
 from hybrid.data.windows import ForecastWindows, forecast_batches, forecast_windows
-from hybrid.models import ContextResidualConfig, ForecasterConfig, ModelConfig, TwoBranchConfig, config_from_dict
+from hybrid.models import ContextResidualConfig, ForecasterConfig, ModelConfig, TwoBranchConfig, config_from_dict, config_to_dict
 from hybrid.train.config import TrainConfig
 from hybrid.train.distributed import check_workers, train_distributed, training_cluster
+from hybrid.train.finetune import FineTuneOptions, finetune_model, pretrained_checkpoint, pretrained_normalisation
 from hybrid.train.recipes import train_model
 from sim.config import StrictModel, load_config, validate
 from sim.errors import ConfigError, DataError, TrainingDiverged
@@ -165,7 +166,8 @@ class BlackBoxEntry(StrictModel):
 
 class TrainRunConfig(StrictModel):
     """A training run: features, splits, models (hybrids; the black box is always trained),
-    the shared train settings and the evaluation options."""
+    the shared train settings, the evaluation options, and how a run started from a pretrained
+    one fine-tunes (``finetune``, used with ``init``: :mod:`hybrid.train.finetune`)."""
 
     name: str = "run"
     features: FeatureOptions = FeatureOptions()
@@ -174,6 +176,7 @@ class TrainRunConfig(StrictModel):
     black_box: BlackBoxEntry = BlackBoxEntry()
     train: TrainConfig = TrainConfig()
     evaluation: EvaluationOptions = EvaluationOptions()
+    finetune: FineTuneOptions = FineTuneOptions()
 
     @field_validator("models")
     @classmethod
@@ -223,22 +226,25 @@ class TrainRunConfig(StrictModel):
 
 
 def train_run(config_path: Path, corpus_dir: Path, out_dir: Path, *, streaming: bool = False,
-              workers: int | None = None, address: str | None = None) -> dict[str, Any]:
+              workers: int | None = None, address: str | None = None, init: Path | None = None) -> dict[str, Any]:
     """Train the run described by the YAML file ``config_path`` on ``corpus_dir`` into ``out_dir``
-    (``streaming``, ``workers``, ``address``: see :func:`train_from_config`)."""
+    (``streaming``, ``workers``, ``address``, ``init``: see :func:`train_from_config`)."""
     return train_from_config(load_config(config_path, TrainRunConfig), corpus_dir, out_dir, streaming=streaming,
-                             workers=workers, address=address)
+                             workers=workers, address=address, init=init)
 
 
 def train_from_config(config: TrainRunConfig, corpus_dir: Path, out_dir: Path, *, streaming: bool = False,
-                      workers: int | None = None, address: str | None = None) -> dict[str, Any]:
+                      workers: int | None = None, address: str | None = None,
+                      init: Path | None = None) -> dict[str, Any]:
     """Train the black box and every hybrid of ``config``; returns (and writes) the summary.
 
     ``streaming``: read each record from its corpus shard when it is needed instead of loading
     the corpus, for corpora larger than memory; memory stays bounded and the result is the same
     (:mod:`hybrid.data.stream`). ``workers``: train each model data-parallel with that many Ray
     Train workers, streaming, on this machine or on the Ray cluster at ``address``
-    (:mod:`hybrid.train.distributed`).
+    (:mod:`hybrid.train.distributed`). ``init``: a run directory whose models (same names and
+    architectures) every model starts from, fine-tuned by ``config.finetune`` with the
+    pretrained run's normalisation (:mod:`hybrid.train.finetune`); in one process only.
 
     Raises ConfigError if ``out_dir`` already holds a run or the splits leave no train or
     validation cells, DataError if the corpus is unusable.
@@ -247,6 +253,8 @@ def train_from_config(config: TrainRunConfig, corpus_dir: Path, out_dir: Path, *
     if (out_dir / RUN_CONFIG).exists():
         raise ConfigError(f"out_dir {out_dir} already holds a run ({RUN_CONFIG}); allowed: a new directory")
     check_workers(workers, address)
+    if init is not None and (streaming or workers is not None):
+        raise ConfigError(f"--init {init} with --stream or --workers; allowed: fine-tuning in one process")
     if streaming or workers is not None:
         corpus = open_corpus(corpus_dir)
         assignment = stream_splits(corpus, config.splits)
@@ -254,8 +262,11 @@ def train_from_config(config: TrainRunConfig, corpus_dir: Path, out_dir: Path, *
     else:
         corpus = load_corpus(corpus_dir)
         assignment = assign_splits(corpus, config.splits)
-        normalisation = {family: fit_normalisation(corpus, assignment, config.features, family)
-                         for family in ("black_box", "hybrid")}
+        normalisation = ({family: fit_normalisation(corpus, assignment, config.features, family)
+                          for family in ("black_box", "hybrid")} if init is None else
+                         pretrained_normalisation(init, read_run_file(init / NORMALISATION),
+                                                  read_run_file(init / RUN_CONFIG).get("features", {}), corpus,
+                                                  config.features))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_run_file(out_dir / RUN_CONFIG, config.model_dump(mode="json"))
     write_run_file(out_dir / SPLITS, assignment.to_dict())
@@ -268,9 +279,9 @@ def train_from_config(config: TrainRunConfig, corpus_dir: Path, out_dir: Path, *
         for name, family, entry in config.entries():
             log.info("training %s (%s)", name, family)
             models[name] = _train_one(name, entry, config, corpus, assignment, normalisation[family], out_dir,
-                                      str(corpus_dir), workers)
+                                      str(corpus_dir), workers, init)
     summary = {
-        "run": config.name, "run_dir": str(out_dir), "corpus": str(corpus_dir),
+        "run": config.name, "run_dir": str(out_dir), "corpus": str(corpus_dir), "init": str(init or ""),
         "splits": {split: assignment.sample_ids(split) for split in assignment.names()},
         "features": {family: norm["features"] for family, norm in normalisation.items()},
         "dropped_features": {family: norm["dropped_features"] for family, norm in normalisation.items()},
@@ -283,12 +294,13 @@ def train_from_config(config: TrainRunConfig, corpus_dir: Path, out_dir: Path, *
 
 def _train_one(name: str, entry: ModelEntry | BlackBoxEntry, config: TrainRunConfig, corpus: Corpus,
                assignment: SplitAssignment, normalisation: dict[str, Any], out_dir: Path,
-               corpus_label: str, workers: int | None = None) -> dict[str, Any]:
+               corpus_label: str, workers: int | None = None, init: Path | None = None) -> dict[str, Any]:
     train_config = config.train_config(entry)
     model_config = _model_config(entry.model, normalisation)
     window = context_window(model_config)
     forecast = forecast_windows(model_config)
     extra = {"model_name": name, "run": config.name, "corpus": corpus_label}
+    fine_tuning: dict[str, Any] = {}  # with init: the recipe chosen, each candidate's validation loss
     started = time.perf_counter()
     try:
         if workers is not None:  # the workers build their batches from the shards
@@ -300,12 +312,22 @@ def _train_one(name: str, entry: ModelEntry | BlackBoxEntry, config: TrainRunCon
             train_batches = _batches(corpus, assignment, "train", normalisation, train_config.batch_size, window,
                                      forecast)
             val_batches = _batches(corpus, assignment, "val", normalisation, train_config.batch_size, window, forecast)
-            trained, result = train_model(name, model_config, train_batches, val_batches, train_config, out_dir / name,
-                                          normalisation=normalisation, extra=extra)
+            if init is None:
+                trained, result = train_model(name, model_config, train_batches, val_batches, train_config,
+                                              out_dir / name, normalisation=normalisation, extra=extra)
+            else:
+                start = pretrained_checkpoint(init, name, config_to_dict(model_config))
+                (trained, result), fine_tuning = finetune_model(
+                    lambda recipe, settings, run_dir: train_model(
+                        name, model_config, train_batches, val_batches, settings, run_dir,
+                        normalisation=normalisation, init=start, **recipe.train_model_options(),
+                        extra={**extra, "init_from": str(start), "recipe": recipe.name}),
+                    config.finetune, train_config, out_dir / name)
     except TrainingDiverged as error:  # a run trains several models: say which one to fix
         raise TrainingDiverged(f"model '{name}' ({out_dir / name}): {error}") from None
     speeds = [epoch["steps_per_second"] for epoch in result.history]
     return {"family": normalisation["family"], "kind": model_config.kind,
+            **({"finetune": fine_tuning} if fine_tuning else {}),
             "parameters": sum(p.numel() for p in trained.model.parameters()),
             "initial_val_loss": result.initial_val_loss, "best_val_loss": result.best_val_loss,
             "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
