@@ -9,6 +9,7 @@ life.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -43,6 +44,17 @@ class UnseenDesignSplit(StrictModel):
     side: Literal["above", "below"] = "above"
 
 
+class ByColumnSplit(StrictModel):
+    """Cells chosen by a column of the corpus's samples table (e.g. a measured corpus's ``file``
+    or ``ambient_temperature_K``): those whose value is in ``test`` are tested, in ``val``
+    validated, the rest trained on. Numbers match within 1e-6 relative; text matches as a glob
+    pattern ("dyn/*m15C*")."""
+
+    column: str
+    test: list[float | str] = Field(default_factory=list)
+    val: list[float | str] = Field(min_length=1)
+
+
 class UnseenTemperatureSplit(StrictModel):
     """Cells at the ``held_out_K`` ambient temperatures are held out as ``unseen_temperature``;
     null = the highest temperature of the corpus. Omitted when the corpus has one temperature."""
@@ -52,7 +64,8 @@ class UnseenTemperatureSplit(StrictModel):
 
 class SplitOptions(StrictModel):
     """How cells are split. Out-of-distribution splits are taken first; the remaining cells
-    are shuffled with ``seed`` and cut into test, val and train by the fractions."""
+    are shuffled with ``seed`` and cut into test, val and train by the fractions, or, with
+    ``by_column``, chosen by name (measured tests: which ones are held out is the experiment)."""
 
     seed: int = Field(0, ge=0)
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
@@ -60,6 +73,7 @@ class SplitOptions(StrictModel):
     late_life: LateLifeSplit | None = None
     unseen_design: UnseenDesignSplit | None = None
     unseen_temperature: UnseenTemperatureSplit | None = None
+    by_column: ByColumnSplit | None = None
 
     @model_validator(mode="after")
     def _train_left(self) -> "SplitOptions":
@@ -112,7 +126,8 @@ def assign_splits(corpus: Corpus, options: SplitOptions) -> SplitAssignment:
     if options.unseen_design is not None:
         held["unseen_design"] = _unseen_design(corpus, remaining, options.unseen_design)
         remaining = [i for i in remaining if i not in held["unseen_design"]]
-    by_cell = {**_cut_by_fraction(remaining, options), **held}
+    cut = _cut_by_fraction if options.by_column is None else _cut_by_column
+    by_cell = {**cut(corpus, remaining, options), **held}
     ranges = {name: {i: (0, corpus.cells[i].rows) for i in ids} for name, ids in by_cell.items()}
     late_life_start = _late_life_starts(corpus, options.late_life)
     if late_life_start:
@@ -154,7 +169,36 @@ def _unseen_design(corpus: Corpus, candidates: list[int], option: UnseenDesignSp
     return [i for i in candidates if beyond(values[i])]
 
 
-def _cut_by_fraction(sample_ids: list[int], options: SplitOptions) -> dict[str, list[int]]:
+def _cut_by_column(corpus: Corpus, sample_ids: list[int], options: SplitOptions) -> dict[str, list[int]]:
+    """Test and val cells by their value in ``by_column.column``; the rest train."""
+    option = options.by_column
+    if option.column not in corpus.samples.columns:
+        raise ConfigError(f"splits.by_column.column = {option.column!r}: not a column of the corpus's samples; "
+                          f"allowed: {', '.join(map(str, corpus.samples.columns))}")
+    values = {i: corpus.samples.loc[i, option.column] for i in sample_ids}
+    chosen = {}
+    for split in ("test", "val"):
+        for wanted in getattr(option, split):
+            matched = [i for i, value in values.items() if _matches(value, wanted)]
+            if not matched:
+                raise ConfigError(f"splits.by_column.{split}: {wanted!r} matches no usable cell's "
+                                  f"{option.column}; allowed: {', '.join(sorted({str(v) for v in values.values()}))}")
+            chosen.update({i: split for i in matched if i not in chosen})
+    result = {split: sorted(i for i, s in chosen.items() if s == split) for split in ("test", "val")}
+    result["train"] = sorted(i for i in sample_ids if i not in chosen)
+    if not result["train"]:
+        raise ConfigError(f"splits.by_column leaves no training cell; allowed: test and val values that leave "
+                          f"some of the {len(sample_ids)} cells")
+    return result
+
+
+def _matches(value: Any, wanted: float | str) -> bool:
+    if isinstance(wanted, str):
+        return fnmatch.fnmatchcase(str(value), wanted)
+    return isinstance(value, (int, float, np.number)) and bool(np.isclose(float(value), wanted, rtol=1e-6))
+
+
+def _cut_by_fraction(corpus: Corpus, sample_ids: list[int], options: SplitOptions) -> dict[str, list[int]]:
     """Shuffle with the seed, then test, val and train cells; at least one train and one val."""
     order = [sample_ids[k] for k in np.random.default_rng(options.seed).permutation(len(sample_ids))]
     count = len(order)

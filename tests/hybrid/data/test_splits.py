@@ -1,8 +1,10 @@
 """Facts about splits: by cell, never sharing a cell; late life held out of training; out-of-
-distribution splits hold out the right cells; reproducible with the seed; bad options named."""
+distribution splits hold out the right cells; cells chosen by a samples column go where they
+are named; reproducible with the seed; bad options named."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -13,6 +15,7 @@ from hybrid.data.corpus import load_corpus
 from hybrid.data.features import FeatureOptions, fit_normalisation
 from hybrid.data.splits import (
     CELL_SPLITS,
+    ByColumnSplit,
     LateLifeSplit,
     SplitAssignment,
     SplitOptions,
@@ -92,3 +95,22 @@ def test_bad_split_options_name_the_field(corpus):
         assign_splits(corpus, SplitOptions(unseen_temperature=UnseenTemperatureSplit(held_out_K=[300.0])))
     with pytest.raises(ConfigError, match="val_fraction"):
         validate(SplitOptions, {"val_fraction": 0.6, "test_fraction": 0.5}, "splits")
+
+
+def test_cells_chosen_by_a_samples_column_go_where_they_are_named(corpus):
+    options = SplitOptions(by_column=ByColumnSplit(column="ambient_temperature_K", test=[308.15], val=[288.15]))
+    with pytest.raises(ConfigError, match="leaves no training cell"):
+        assign_splits(corpus, options)
+    options = SplitOptions(by_column=ByColumnSplit(column="sample_id", test=[1.0, 3.0], val=[0.0]))
+    assignment = assign_splits(corpus, options)
+    assert assignment.sample_ids("test") == [1, 3] and assignment.sample_ids("val") == [0]
+    assert assignment.sample_ids("train") == [i for i in corpus.sample_ids if i not in (0, 1, 3)]
+    named = dataclasses.replace(corpus, samples=corpus.samples.assign(
+        file=[f"dyn/cell_{i}_{'hot' if i % 4 == 0 else 'cold'}.csv" for i in corpus.samples.index]))
+    by_text = assign_splits(named, SplitOptions(by_column=ByColumnSplit(column="file", val=["dyn/*hot*"])))
+    assert by_text.sample_ids("val") == [i for i in corpus.sample_ids if i % 4 == 0]
+    with pytest.raises(ConfigError, match="by_column.column = 'chamber'"):
+        assign_splits(corpus, SplitOptions(by_column=ByColumnSplit(column="chamber", val=[1.0])))
+    with pytest.raises(ConfigError, match="by_column.test: 400.0 matches no usable cell"):
+        assign_splits(corpus, SplitOptions(by_column=ByColumnSplit(column="ambient_temperature_K", test=[400.0],
+                                                                   val=[288.15])))
