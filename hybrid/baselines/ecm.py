@@ -16,7 +16,8 @@ Given the time constants, the hysteresis rate and the capacity, the voltage is l
 R2), so :func:`fit_ecm` solves those by bounded linear least squares inside a scipy
 least-squares search over (log tau_1, log tau_2, log gamma, log capacity factor) (variable projection): a
 nonlinear fit that needs no starting guesses for the resistances. :func:`interpolate_parameters`
-carries parameters fitted at a few temperatures to another one.
+carries parameters fitted at a few temperatures to another one (by default Arrhenius in the
+resistances and time constants).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class OCVCurve:
 
     @classmethod
     def from_branches(cls, discharge_soc: np.ndarray, discharge_V: np.ndarray, charge_soc: np.ndarray,
-                      charge_V: np.ndarray, points: int = 201) -> "OCVCurve":
+                      charge_V: np.ndarray, points: int = 201) -> OCVCurve:
         """The mean of a slow discharge and a slow charge branch (each V against SOC, any order):
         at a low rate the resistive drop and the hysteresis are opposite on the two branches and
         cancel in the mean. Each branch is held at its end values where it does not reach."""
@@ -240,14 +241,75 @@ def _project(records: Sequence[ECMRecord], ocv: OCVCurve, nonlinear: np.ndarray)
     return solution.x, design @ solution.x - target
 
 
-def interpolate_parameters(fitted: dict[float, ECMParameters], temperature: float) -> ECMParameters:
-    """Parameters at ``temperature``, linearly interpolated between the fitted temperatures
-    (any unit, the same as the keys); held at the nearest fitted temperature outside their range."""
+# How each kind of parameter is carried between temperatures (see interpolate_parameters).
+INTERPOLATION_SCALES = ("linear", "log", "arrhenius")
+# Thermally activated: resistances and time constants.
+KINETIC_FIELDS = ("r0_ohm", "r1_ohm", "r2_ohm", "tau1_s", "tau2_s")
+ABSOLUTE_ZERO_C = -273.15
+
+
+def check_scale(scale: str) -> None:
+    """A ConfigError unless ``scale`` is one of INTERPOLATION_SCALES."""
+    if scale not in INTERPOLATION_SCALES:
+        raise ConfigError(f"interpolate_parameters: scale = {scale!r}; allowed: {', '.join(INTERPOLATION_SCALES)}")
+
+
+def interpolate_parameters(fitted: dict[float, ECMParameters], temperature: float,
+                           scale: str = "arrhenius") -> ECMParameters:
+    """Parameters at ``temperature`` [degC] from those fitted at the temperatures [degC] of ``fitted``.
+
+    The resistances and time constants (KINETIC_FIELDS) follow ``scale``, piecewise between the
+    two neighbouring fitted temperatures:
+
+    - "arrhenius": log(value) linear in 1/T (T [K]), i.e. value = A exp(Ea / (R T)) on each
+      segment; beyond the fitted range extrapolated with the slope (activation energy) of the
+      nearest segment, as an Arrhenius fit does.
+    - "log": log(value) linear in temperature; extrapolated the same way.
+    - "linear": value linear in temperature; held at the end values beyond the range (a line
+      through falling resistances turns negative).
+
+    A parameter fitted as zero (or less) at some temperature has no logarithm, so it is
+    interpolated linearly. The other fields are always linear in temperature and held beyond
+    the range. A single fitted temperature gives its parameters.
+    """
+    check_scale(scale)
     if not fitted:
         raise ConfigError("interpolate_parameters: no fitted temperatures")
-    if not math.isfinite(temperature):
-        raise ConfigError(f"interpolate_parameters: temperature = {temperature!r}; allowed: a finite number")
     temperatures = sorted(fitted)
-    values = {field.name: np.interp(temperature, temperatures, [getattr(fitted[t], field.name) for t in temperatures])
-              for field in fields(ECMParameters)}
-    return ECMParameters(**{name: float(value) for name, value in values.items()})
+    for value in (temperature, *temperatures):
+        if not (math.isfinite(value) and value > ABSOLUTE_ZERO_C):
+            raise ConfigError(f"interpolate_parameters: temperature = {value!r} degC; allowed: a finite number "
+                              f"above {ABSOLUTE_ZERO_C} degC")
+    if len(temperatures) == 1:
+        return fitted[temperatures[0]]
+    values = {}
+    for field in fields(ECMParameters):
+        fitted_values = np.array([getattr(fitted[t], field.name) for t in temperatures])
+        values[field.name] = _interpolate_field(field.name, np.array(temperatures), fitted_values, temperature, scale)
+    return ECMParameters(**values)
+
+
+def _interpolate_field(name: str, temperatures: np.ndarray, fitted_values: np.ndarray, temperature: float,
+                       scale: str) -> float:
+    """One field of ECMParameters at ``temperature`` [degC]; see interpolate_parameters."""
+    # Offset, hysteresis and capacity follow no physical law in temperature to extrapolate by:
+    # beyond the fitted range they keep the nearest fitted value.
+    if name not in KINETIC_FIELDS or scale == "linear" or np.any(fitted_values <= 0.0):
+        return float(np.interp(temperature, temperatures, fitted_values))
+    axis = _inverse_kelvin if scale == "arrhenius" else np.asarray
+    return float(np.exp(_piecewise_linear(axis(temperature), axis(temperatures), np.log(fitted_values))))
+
+
+def _inverse_kelvin(celsius: float | np.ndarray) -> np.ndarray:
+    """1/T [1/K] of temperatures [degC]."""
+    return 1.0 / (np.asarray(celsius, float) - ABSOLUTE_ZERO_C)
+
+
+def _piecewise_linear(x: float, knots: np.ndarray, values: np.ndarray) -> float:
+    """The line through ``values`` at ``knots`` (any order) at ``x``, extended beyond the knots with
+    the slope of the nearest segment."""
+    order = np.argsort(knots)
+    knots, values = knots[order], values[order]
+    segment = int(np.clip(np.searchsorted(knots, x) - 1, 0, len(knots) - 2))
+    slope = (values[segment + 1] - values[segment]) / (knots[segment + 1] - knots[segment])
+    return float(values[segment] + slope * (x - knots[segment]))

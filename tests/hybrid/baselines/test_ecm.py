@@ -1,9 +1,19 @@
 """The equivalent-circuit model: its physics, and that fitting recovers what it simulated."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from hybrid.baselines.ecm import ECMParameters, ECMRecord, OCVCurve, coulomb_soc, fit_ecm, interpolate_parameters, simulate_ecm
+from hybrid.baselines.ecm import (
+    ECMParameters,
+    ECMRecord,
+    OCVCurve,
+    coulomb_soc,
+    fit_ecm,
+    interpolate_parameters,
+    simulate_ecm,
+)
 from sim.errors import ConfigError, DataError
 
 # An LFP-like OCV: steep ends, a flat middle.
@@ -63,15 +73,65 @@ def test_fit_recovers_parameters_of_simulated_data():
     assert p.ocv_offset_V == pytest.approx(TRUE.ocv_offset_V, abs=2e-3)
 
 
-def test_interpolation_between_temperatures():
+def test_linear_interpolation_between_temperatures():
     cold = ECMParameters(2.0, 0.05, 0.1, 40.0, 0.2, 2000.0, 0.02, 50.0, -0.02)
     warm = ECMParameters(2.0, 0.01, 0.02, 20.0, 0.04, 400.0, 0.01, 50.0, 0.0)
-    middle = interpolate_parameters({5.0: cold, 25.0: warm}, 15.0)
+    middle = interpolate_parameters({5.0: cold, 25.0: warm}, 15.0, scale="linear")
     assert middle.r0_ohm == pytest.approx(0.03)
     assert middle.tau2_s == pytest.approx(1200.0)
-    assert interpolate_parameters({5.0: cold, 25.0: warm}, 45.0) == warm  # held beyond the range
+    assert interpolate_parameters({5.0: cold, 25.0: warm}, 45.0, scale="linear") == warm  # held beyond the range
     with pytest.raises(ConfigError):
         interpolate_parameters({}, 15.0)
+
+
+# Activation energies over the gas constant [K] of each kinetic parameter, and its value at 25 degC.
+ACTIVATION_K = {"r0_ohm": 3000.0, "r1_ohm": 4500.0, "r2_ohm": 2500.0, "tau1_s": 1000.0, "tau2_s": 2000.0}
+
+
+def arrhenius_parameters(celsius: float) -> ECMParameters:
+    """TRUE's kinetic parameters scaled by exp(Ea/R (1/T - 1/298.15 K)); the others linear in temperature."""
+    inverse_kelvin = 1.0 / (celsius + 273.15) - 1.0 / 298.15
+    kinetic = {name: getattr(TRUE, name) * np.exp(activation * inverse_kelvin) for name, activation in ACTIVATION_K.items()}
+    return replace(TRUE, **kinetic, hysteresis_V=0.01 + 1e-4 * celsius, ocv_offset_V=-1e-4 * celsius)
+
+
+ARRHENIUS_FITTED = {celsius: arrhenius_parameters(celsius) for celsius in (-10.0, 10.0, 40.0)}
+
+
+@pytest.mark.parametrize("celsius", [0.0, 25.0, -30.0, 55.0])  # inside and outside the fitted range
+def test_arrhenius_interpolation_reproduces_arrhenius_parameters(celsius):
+    got, exact = interpolate_parameters(ARRHENIUS_FITTED, celsius), arrhenius_parameters(celsius)
+    for name in ACTIVATION_K:
+        assert getattr(got, name) == pytest.approx(getattr(exact, name), rel=1e-9), name
+    held = min(max(celsius, -10.0), 40.0)  # the non-kinetic parameters: linear, held beyond the range
+    assert got.hysteresis_V == pytest.approx(arrhenius_parameters(held).hysteresis_V)
+    assert got.ocv_offset_V == pytest.approx(arrhenius_parameters(held).ocv_offset_V)
+
+
+def test_log_and_linear_scales_depart_from_arrhenius_as_expected():
+    fitted = {celsius: ARRHENIUS_FITTED[celsius] for celsius in (10.0, 40.0)}
+    cold, warm = fitted[10.0].r0_ohm, fitted[40.0].r0_ohm
+    inside = {scale: interpolate_parameters(fitted, 25.0, scale).r0_ohm for scale in ("linear", "log", "arrhenius")}
+    assert inside["linear"] == pytest.approx((cold + warm) / 2)
+    assert inside["log"] == pytest.approx(np.sqrt(cold * warm))
+    # log R is convex in T for an Arrhenius law: the chord in T lies above it, the arithmetic mean higher still
+    assert inside["linear"] > inside["log"] > inside["arrhenius"] == pytest.approx(arrhenius_parameters(25.0).r0_ohm)
+    beyond = {scale: interpolate_parameters(fitted, 60.0, scale).r0_ohm for scale in ("linear", "log", "arrhenius")}
+    assert beyond["linear"] == warm  # held
+    assert beyond["log"] < beyond["arrhenius"] < warm  # the extended chord falls below the convex curve
+
+
+@pytest.mark.parametrize("scale", ["linear", "log", "arrhenius"])
+def test_every_scale_returns_the_fitted_parameters_at_a_fitted_temperature(scale):
+    for celsius, parameters in ARRHENIUS_FITTED.items():
+        got = interpolate_parameters(ARRHENIUS_FITTED, celsius, scale)
+        assert got.to_dict() == pytest.approx(parameters.to_dict(), rel=1e-12)
+    assert interpolate_parameters({10.0: TRUE}, -20.0, scale) == TRUE  # a single temperature: its parameters
+
+
+def test_unknown_scale_is_refused():
+    with pytest.raises(ConfigError, match="scale = 'kelvin'; allowed: linear, log, arrhenius"):
+        interpolate_parameters(ARRHENIUS_FITTED, 20.0, scale="kelvin")
 
 
 def test_ocv_from_branches_cancels_symmetric_hysteresis():
