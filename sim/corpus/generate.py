@@ -22,6 +22,7 @@ from sim.errors import InfrastructureLost
 from sim.physics import Fidelity
 from sim.plant import ReferenceSpec
 from sim.protocols import Protocol
+from sim.corpus.measured_basis import MeasuredBasis, with_measured_basis, write_replay_profiles
 from sim.corpus.sample import SampleResult, base_record, plan_sample, run_sample
 from sim.corpus.writer import CorpusWriter
 
@@ -73,6 +74,8 @@ class CorpusSpec(StrictModel):
     """A corpus: ``cells`` samples of design x protocol, each simulated by the reference and
     paired with the physics model driven by the reference's measured current.
 
+    measured: build the corpus around a paired measured corpus: replay its tests' currents and,
+        by default, take its calibrated cell and physics model (:mod:`sim.corpus.measured_basis`).
     floor: also drive the sample's plant at nominal variability (its design, overrides and
         fidelity, without the per-cell ``reference.variability`` scales) with the same measured
         current, stored as the column "Nominal plant voltage [V]". Its error against the
@@ -86,11 +89,19 @@ class CorpusSpec(StrictModel):
     cell: CellSpec = CellSpec()
     design: DesignSpace | None = None
     ambient_temperatures_K: list[float] = Field(default_factory=lambda: [298.15], min_length=1)
-    protocols: list[ProtocolChoice] = Field(min_length=1)
+    protocols: list[ProtocolChoice] = Field(default_factory=list)
     physics: Fidelity = Fidelity()
     reference: ReferenceSpec = ReferenceSpec()
+    measured: MeasuredBasis | None = None
     floor: bool = False
     timeout_s: float | None = Field(600.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _some_protocol(self) -> "CorpusSpec":
+        if not self.protocols and (self.measured is None or not self.measured.replay):
+            raise ValueError("protocols is empty and no measured test is replayed; allowed: at least one protocol "
+                             "choice, or measured.replay")
+        return self
 
     def fingerprint(self) -> str:
         """Hash of the resolved spec: a resumed run must match it."""
@@ -110,8 +121,11 @@ def generate_corpus(spec: CorpusSpec, out_dir: str | Path, *, backend: Literal["
     resumed run does them.
     """
     runner = make_backend(backend, workers=workers, address=address)
+    profiles = Path(out_dir) / "profiles"
+    spec = with_measured_basis(spec, profiles)  # the manifest keeps the resolved spec: the cell trained on
     writer = CorpusWriter(out_dir, spec, resume=resume)
     pending = writer.open(list(range(spec.cells)), label="corpus", on_failure=on_failure, progress=progress)
+    write_replay_profiles(spec.measured, profiles)
     started = time.perf_counter()
     try:
         runner.map(run_sample, pending, lambda _, result: writer.write(result.record, result.series, result.cycles),
