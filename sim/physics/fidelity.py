@@ -12,7 +12,8 @@ Where supplied values come from (documented, so a user can judge them):
 - Hysteresis OCP branches are the set's own OCP shifted by +/- half the configured width
   (tens of mV, the order of the lithiation/delithiation gap measured on graphite and LFP);
   the decay rate is dimensionless (PyBaMM >= 25.10 definition) and the default makes a branch
-  switch complete within a few per cent of stoichiometry swing.
+  switch complete within a few per cent of stoichiometry swing. The half width is the parameter
+  "<Electrode> electrode OCP hysteresis half-width [V]", so a plant's variability can spread it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pydantic import Field, model_validator
 from sim.cells import scaled_parameter
 from sim.config import StrictModel
 from sim.errors import ConfigError
+from sim.physics.temperature import ExtraArrhenius, add_extra_arrhenius
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,8 @@ class Fidelity(StrictModel):
 
     ageing_acceleration: factor on the degradation rate constants (AGEING_RATE_PARAMETERS).
     plating_acceleration: factor on the plating rate constant instead (null: ageing_acceleration).
+    extra_arrhenius: extra temperature dependence of transport and kinetics
+        (:mod:`sim.physics.temperature`), for plants that must span real cells.
     """
 
     model: Literal["spm", "spme", "dfn"] = "spm"
@@ -72,6 +76,7 @@ class Fidelity(StrictModel):
     contact_resistance: bool = False
     ageing_acceleration: float = Field(1.0, ge=1.0, le=1e4)
     plating_acceleration: float | None = Field(None, ge=1.0, le=1e4)
+    extra_arrhenius: ExtraArrhenius | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -105,7 +110,8 @@ class Fidelity(StrictModel):
             parts.append(self.thermal)
         parts += [name for name, on in [("sei", self.sei), ("plating", self.plating), ("lam", self.lam),
                                         ("hysteresis", self.hysteresis),
-                                        ("contact", self.contact_resistance)] if on]
+                                        ("contact", self.contact_resistance),
+                                        ("arrhenius", self.extra_arrhenius)] if on]
         return "+".join(parts)
 
 
@@ -136,6 +142,8 @@ def complete_parameters(values: pybamm.ParameterValues, fidelity: Fidelity) -> p
     values = values.copy()
     if fidelity.hysteresis:
         values.update(_hysteresis_parameters(values, fidelity.hysteresis), check_already_exists=False)
+    if fidelity.extra_arrhenius:
+        add_extra_arrhenius(values, fidelity.extra_arrhenius)
     _supply_from_donor(values, fidelity)
     _accelerate_ageing(values, fidelity.ageing_acceleration, fidelity.plating_acceleration)
     return values
@@ -192,21 +200,26 @@ def _donor_values() -> pybamm.ParameterValues:
     return pybamm.ParameterValues(DONOR_PARAMETER_SET)
 
 
+HYSTERESIS_HALF_WIDTH = "{domain} electrode OCP hysteresis half-width [V]"
+
+
 def _hysteresis_parameters(values: pybamm.ParameterValues, hysteresis: Hysteresis) -> dict:
     """Lithiation/delithiation OCP branches and decay rates for one electrode."""
     domain = hysteresis.electrode.capitalize()
     ocp = values[f"{domain} electrode OCP [V]"]
-    half_width = hysteresis.width_V / 2
+    half_width_name = HYSTERESIS_HALF_WIDTH.format(domain=domain)
     decay = hysteresis.decay_rate
 
-    # lithiation runs at a lower electrode potential than delithiation, for both electrodes
+    # lithiation runs at a lower electrode potential than delithiation, for both electrodes;
+    # the half width is a parameter of its own, so reference.variability can spread it
     def lithiation(sto):
-        return _evaluate_ocp(ocp, sto) - half_width
+        return _evaluate_ocp(ocp, sto) - pybamm.Parameter(half_width_name)
 
     def delithiation(sto):
-        return _evaluate_ocp(ocp, sto) + half_width
+        return _evaluate_ocp(ocp, sto) + pybamm.Parameter(half_width_name)
 
     return {
+        half_width_name: hysteresis.width_V / 2,
         f"{domain} electrode lithiation OCP [V]": lithiation,
         f"{domain} electrode delithiation OCP [V]": delithiation,
         f"{domain} particle lithiation hysteresis decay rate": decay,
