@@ -66,8 +66,12 @@ class DesignSpace(StrictModel):
 
 
 class ProtocolChoice(StrictModel):
+    """One protocol a sample may run, with its weight; ``ambient_temperatures_K`` (null: the
+    corpus's) are the chamber temperatures it runs at, e.g. a measured test's own."""
+
     weight: float = Field(1.0, gt=0.0)
     protocol: Annotated[Protocol, Field(discriminator="kind")]
+    ambient_temperatures_K: list[float] | None = Field(None, min_length=1)
 
 
 class CorpusSpec(StrictModel):

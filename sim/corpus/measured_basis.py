@@ -7,7 +7,8 @@ A corpus spec with ``measured: {corpus: DIR}`` names a paired measured corpus (w
   its file narrow them) becomes one more protocol choice of weight ``weight``, a ``dynamic``
   protocol reading the record's current from a CSV written beside the corpus
   (``OUT/profiles``), scaled to the record's peak C-rate of the measured cell's capacity, so a
-  synthetic cell of another capacity sees the same C-rates;
+  synthetic cell of another capacity sees the same C-rates, and run at the record's own
+  chamber temperature (``at_measured_temperature``);
 - **the cell and the physics model** (``calibrated_cell``, on by default): the corpus's cell is
   the pairing's cell with its calibration applied, and its physics model the pairing's, so the
   residual learned on synthetic data corrects exactly the physics model it will correct on the
@@ -39,6 +40,8 @@ class MeasuredBasis(StrictModel):
     replay: glob patterns on its records' ``file``; the matching usable records' currents are
         replayed (default: all of them). An empty list replays none (cell and physics only).
     weight: each replay's weight among the spec's protocol choices.
+    at_measured_temperature: a replay runs at its record's own chamber temperature (the
+        synthetic twin of the test); false: at any of the corpus's temperatures.
     calibrated_cell: the corpus's cell and physics model are the pairing's calibrated cell and
         its physics model (replacing the spec's ``cell`` and ``physics``).
     """
@@ -46,6 +49,7 @@ class MeasuredBasis(StrictModel):
     corpus: Path
     replay: list[str] = Field(default_factory=lambda: ["*"])
     weight: float = Field(1.0, gt=0.0)
+    at_measured_temperature: bool = True
     calibrated_cell: bool = True
     resolved: bool = False  # set by with_measured_basis: the cell and protocols already hold it
 
@@ -63,8 +67,9 @@ def with_measured_basis(spec, profiles: Path):
     data = spec.model_dump()
     data["protocols"] = [*data["protocols"], *(
         {"weight": basis.weight, "protocol": {"kind": "dynamic", "current_csv": str(profiles / f"test_{i}.csv"),
-                                              "peak_c_rate": round(peak_A / capacity_Ah, 4)}}
-        for i, peak_A, capacity_Ah in _replayed(basis))]
+                                              "peak_c_rate": round(peak_A / capacity_Ah, 4)},
+         "ambient_temperatures_K": [ambient_K] if basis.at_measured_temperature else None}
+        for i, peak_A, capacity_Ah, ambient_K in _replayed(basis))]
     if basis.calibrated_cell:
         cell, physics = _calibrated_cell_and_physics(manifest, basis.corpus)
         data.update(cell=cell.model_dump(), physics=physics.model_dump())
@@ -76,7 +81,7 @@ def write_replay_profiles(basis: MeasuredBasis | None, profiles: Path) -> None:
     if basis is None:
         return
     profiles.mkdir(parents=True, exist_ok=True)
-    for sample_id, _, _ in _replayed(basis):
+    for sample_id, *_ in _replayed(basis):
         path = profiles / f"test_{sample_id}.csv"
         if not path.exists():
             series = _series(basis.corpus, sample_id)
@@ -95,8 +100,8 @@ def _paired_manifest(corpus: Path) -> dict:
     return manifest
 
 
-def _replayed(basis: MeasuredBasis) -> list[tuple[int, float, float]]:
-    """(sample_id, peak |current| [A], capacity [A.h]) of every record ``basis`` replays."""
+def _replayed(basis: MeasuredBasis) -> list[tuple[int, float, float, float]]:
+    """(sample_id, peak |current| [A], capacity [A.h], ambient [K]) of every record ``basis`` replays."""
     samples = pd.read_parquet(Path(basis.corpus) / "samples.parquet")
     usable = samples[samples["status"].isin(USABLE)]
     chosen = usable[[any(fnmatch.fnmatchcase(str(f), p) for p in basis.replay) for f in usable["file"]]]
@@ -108,7 +113,7 @@ def _replayed(basis: MeasuredBasis) -> list[tuple[int, float, float]]:
         peak_A = float(np.max(np.abs(_series(basis.corpus, row.sample_id)["Current [A]"])))
         if not peak_A > 0.0:
             raise DataError(f"measured record {row.file}: no current to replay")
-        replayed.append((int(row.sample_id), peak_A, _capacity_Ah(row)))
+        replayed.append((int(row.sample_id), peak_A, _capacity_Ah(row), float(row.ambient_temperature_K)))
     return replayed
 
 

@@ -72,8 +72,10 @@ def plan_sample(spec, index: int) -> SamplePlan:
     sequence = np.random.SeedSequence(spec.seed, spawn_key=(index,))
     rng = np.random.default_rng(sequence)
     weights = np.array([choice.weight for choice in spec.protocols])
-    protocol = spec.protocols[int(rng.choice(len(weights), p=weights / weights.sum()))].protocol
-    ambient = float(spec.ambient_temperatures_K[int(rng.integers(len(spec.ambient_temperatures_K)))])
+    choice = spec.protocols[int(rng.choice(len(weights), p=weights / weights.sum()))]
+    temperatures = choice.ambient_temperatures_K or spec.ambient_temperatures_K
+    ambient = float(temperatures[int(rng.integers(len(temperatures)))])
+    protocol = choice.protocol
     protocol = _reseed_profiles(protocol, int(rng.integers(2**31)))
     scales = spec.reference.draw_scales(rng)
     return SamplePlan(index, int(sequence.generate_state(1)[0]), design_point(spec, index), ambient,

@@ -1,5 +1,5 @@
 """Facts about a synthetic corpus built around measured tests: it replays each usable measured
-record's current at that record's C-rates, takes the pairing's calibrated cell and physics
+record's current at that record's C-rates and chamber temperature, takes the pairing's calibrated cell and physics
 model, keeps the resolved spec in its manifest (so it resumes), and refuses a bad basis by name."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.sim.measured.test_pairing import synthetic_corpus, synthetic_data_dir
 
 def _spec(paired, **basis) -> CorpusSpec:
     return CorpusSpec.model_validate({
-        "name": "around_measured", "seed": 3, "cells": 2, "ambient_temperatures_K": [298.15],
+        "name": "around_measured", "seed": 3, "cells": 2, "ambient_temperatures_K": [310.15],
         "measured": {"corpus": str(paired), **basis},
         "reference": {"fidelity": {"model": "spme"}, "variability": {"Negative particle diffusivity [m2.s-1]": 0.3}},
         "timeout_s": 120})
@@ -32,6 +32,7 @@ def test_the_resolved_spec_replays_the_measured_currents_on_the_calibrated_cell(
     series = pd.read_parquet(paired / "series" / f"part-{samples.loc['cell_good.csv', 'sample_id']:06d}.parquet")
     capacity = samples.loc["cell_good.csv", "physics_capacity_Ah"]
     assert choice.protocol.peak_c_rate == pytest.approx(series["Current [A]"].abs().max() / capacity, rel=1e-3)
+    assert choice.ambient_temperatures_K == [samples.loc["cell_good.csv", "ambient_temperature_K"]]  # 25 degC
     calibration = manifest["calibration"]["values"]
     assert resolved.cell.parameter_set == "Chen2020"
     assert resolved.cell.scales["Electrode width [m]"] == pytest.approx(calibration["capacity_scale"])
@@ -46,6 +47,7 @@ def test_the_corpus_plays_the_measured_current_and_resumes(synthetic_corpus, tmp
     assert manifest["counts"]["failed"] == 0
     stored = CorpusSpec.model_validate(json.loads((out / "manifest.json").read_text())["spec"])
     assert stored.measured.resolved and stored.cell.scales  # the calibrated cell the corpus was made with
+    assert np.allclose(pd.read_parquet(out / "samples.parquet")["ambient_temperature_K"], 298.15)  # the test's own
     measured = pd.read_csv(out / "profiles" / "test_1.csv")
     played = pd.read_parquet(out / "series" / "part-000000.parquet")
     assert np.corrcoef(np.interp(measured["time_s"], played["Time [s]"], played["Current [A]"]),
