@@ -185,7 +185,8 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 def metrics_table(metrics: dict) -> str:
     """Markdown tables of RMSE / MAE / max error [mV] per split and model: open loop (with the
-    ratios to physics and to the floor), then rolling forecasts if the run has a forecaster."""
+    ratios to physics and to the floor), then rolling forecasts if the run has a forecaster,
+    then every model per test on a measured corpus (held-out tests first)."""
     lines = ["| split | model | RMSE [mV] | MAE [mV] | max [mV] | / physics | / floor |",
              "|---|---|---|---|---|---|---|"]
     for split, models in metrics["splits"].items():
@@ -200,6 +201,11 @@ def metrics_table(metrics: dict) -> str:
             for model, figures in models.items():
                 lines.append(f"| {split} | {model} | {figures['horizon_s']:g} | {figures['windows']} | "
                              f"{figures['rmse_mV']:.1f} | {figures['mae_mV']:.1f} | {figures['max_mV']:.1f} |")
+    if metrics.get("per_test"):
+        from hybrid.evaluate.tables import per_test_table
+
+        lines += ["", "per test: voltage RMSE over the record / inside 5-95 % reference SOC [mV] / SOC MAE [%]:", "",
+                  per_test_table(metrics["per_test"])]
     return "\n".join(lines)
 
 

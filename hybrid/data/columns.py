@@ -23,3 +23,6 @@ TEMPERATURE_RESIDUAL = "Cell temperature residual [K]"
 # the plant at nominal variability on the measured current (a corpus's floor option): the
 # best a model that knows the population but not the cell can do
 NOMINAL_PLANT_VOLTAGE = "Nominal plant voltage [V]"
+# a measured corpus paired with compare_nominal (sim.measured.pairing): the uncalibrated cell on
+# the measured current, a baseline to score (not "Physics ...": no model reads it)
+NOMINAL_PHYSICS_VOLTAGE = "Nominal physics voltage [V]"

@@ -36,6 +36,9 @@ life, and the same predictions serve every section of the report:
   forecasts from the measured history, beside hold-last, physics and the open-loop models on
   the same rows (:mod:`hybrid.evaluate.rolling`). A forecaster is in no other section: it is
   no open-loop model (its ``inference_steps_per_s`` is null).
+- ``per_test``: with ``baselines`` (a measured corpus), one row per record with the voltage
+  RMSE over the record and inside 5-95 % SOC and the SOC MAE of every model beside the
+  baselines (nominal physics, ECM), held-out tests first (:mod:`hybrid.evaluate.measured`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ import numpy as np
 
 from hybrid.data import CHARGE, CURRENT, SOC, TEMPERATURE, TIME, VOLTAGE, Record, Corpus, SplitAssignment
 from hybrid.data.columns import NOMINAL_PLANT_VOLTAGE
+from hybrid.evaluate.measured import per_test_rows, side_by_side
 from hybrid.evaluate.metrics import error_stats, kelvin_stats, percent_stats
 from hybrid.evaluate.plots import write_plots
 from hybrid.evaluate.predict import Predictions, RecordPrediction, context_rows, predict_corpus
@@ -230,8 +234,11 @@ def _soh_table(checks: dict[int, list[dict]], ranges: dict[int, tuple[int, int]]
 
 
 def evaluate_models(corpus: Corpus, assignment: SplitAssignment, models: list[TrainedModel],
-                    options: EvaluationOptions, max_residual_V: float, plot_dir: Path | None = None) -> dict[str, Any]:
-    """The full report (see the module docstring) for ``models`` beside physics."""
+                    options: EvaluationOptions, max_residual_V: float, plot_dir: Path | None = None,
+                    baselines: Predictions | None = None) -> dict[str, Any]:
+    """The full report (see the module docstring) for ``models`` beside physics; ``baselines``:
+    predictions of fixed models (sample_id -> prediction on every evaluated record) scored in
+    ``per_test`` only, which the report has when they are given (even empty)."""
     ids = sorted({i for name in assignment.names() for i in assignment.ranges[name]})
     predictions, inference = predict_corpus(models, corpus, ids)
     names = list(predictions)
@@ -272,6 +279,9 @@ def evaluate_models(corpus: Corpus, assignment: SplitAssignment, models: list[Tr
         "family": trained.family, "kind": trained.model_config["kind"], "causal": bool(trained.model.causal),
         "parameters": sum(p.numel() for p in trained.model.parameters()), "best_epoch": trained.best_epoch,
         "features": trained.normalisation["features"]} for trained in models}
+    if baselines is not None:
+        report["per_test"] = per_test_rows(corpus, assignment, side_by_side(predictions, baselines), first_scored,
+                                           max_residual_V)
     if options.plots and plot_dir is not None:
         report["plots"] = write_plots(corpus, assignment, predictions, checks, options, max_residual_V, Path(plot_dir))
     return report

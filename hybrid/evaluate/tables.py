@@ -65,6 +65,23 @@ def per_record_table(tables: dict[str, dict[str, Any]], models: list[str], colum
     return markdown_table(["model", *columns.values()], rows)
 
 
+def per_test_table(per_test: list[dict[str, Any]]) -> str:
+    """Markdown of the evaluation report's ``per_test`` section (rows in its order: held-out tests
+    first): one row per test (file, ambient temperature [degC], split), one column per model, each
+    "RMSE over the record / inside 5-95 % SOC [mV] / SOC MAE [%]" ("–" for a missing figure)."""
+    models = list(dict.fromkeys(name for row in per_test for name in row["scores"]))
+
+    def cell(scores: dict[str, Any] | None) -> str:
+        if scores is None:
+            return "–"
+        return " / ".join([format_value(scores["rmse_mV"]), format_value(scores["rmse_soc_5_95_mV"]),
+                           format_value(scores["soc_mae_pct"], 2)])
+
+    rows = [[row["file"] or row["sample_id"], f"{row['ambient_temperature_degC']:g}", row["split"],
+             *(cell(row["scores"].get(model)) for model in models)] for row in per_test]
+    return markdown_table(["test", "T [°C]", "split", *models], rows)
+
+
 def write_outputs(out: Path, name: str, table: str, figures: dict[str, Any], figure: Any) -> dict[str, Path]:
     """Write OUT/NAME.md, OUT/NAME.json (NaN as null) and OUT/NAME.png (from the matplotlib
     ``figure``, then closed); print the table. Returns the three paths."""

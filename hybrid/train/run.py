@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from hybrid.baselines.options import ECMOptions
 from hybrid.data import (
     TIME_STEP,
     ContextWindow,
@@ -70,11 +71,14 @@ BLACK_BOX = "black_box"
 
 class EvaluationOptions(StrictModel):
     """rest_c_rate: |current| below this C-rate is rest. fast_step_s: a row at most this long
-    after the previous one is on the fast (pulse) grid. plots: write PNG plots."""
+    after the previous one is on the fast (pulse) grid. plots: write PNG plots. ecm: on a
+    measured corpus, the ECM baseline scored per test (fitted on the train records; see
+    hybrid.baselines.options.ECMOptions); null: none."""
 
     rest_c_rate: float = Field(0.02, gt=0.0)
     fast_step_s: float = Field(2.0, gt=0.0)
     plots: bool = True
+    ecm: ECMOptions | None = None
 
 
 _SET_BY_DATA = ("input_size", "output_size", "current_index", "time_step_index", "time_step_mean_s",

@@ -17,6 +17,9 @@ CURRENT = "Current [A]"
 VOLTAGE = "Voltage [V]"
 CELL_TEMPERATURE = "Cell temperature [K]"
 AMBIENT_TEMPERATURE = "Ambient temperature [K]"
+# the uncalibrated (nominal) cell driven by the same measured current, kept beside the calibrated
+# "Physics voltage [V]" by pairing with compare_nominal: a baseline to score, never a feature
+NOMINAL_PHYSICS_VOLTAGE = "Nominal physics voltage [V]"
 
 TemperatureUnit = Literal["degC", "K"]
 CurrentSign = Literal["discharge_positive", "charge_positive"]

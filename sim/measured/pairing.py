@@ -9,7 +9,8 @@ row holds sample_id, status, message, file, tag, ambient_temperature_K, rows, ro
 net_discharge_Ah, throughput_capacity_Ah, nominal/physics_capacity_Ah, calibration_* (values
 and fit figures), rmse_before_mV (nominal cell), rmse_after_mV (calibrated cell) and wall_s;
 the cycles are one per-test summary (:func:`sim.physics.cycle_summary`), "Source" = "reference"
-(the measurement) or "physics".
+(the measurement) or "physics". With compare_nominal the series also hold the nominal cell's
+voltage, "Nominal physics voltage [V]" (NaN on rows it did not solve), to score per row.
 
 A test that cannot be read or solved becomes a row with status "failed" and a message; one
 whose physics voltage leaves the cell's window (:mod:`sim.corpus.validity`: the model could
@@ -31,12 +32,13 @@ from sim.config import load_config
 from sim.corpus import CorpusWriter, SampleResult, cycles_table, left_window_message, rows_inside_window, series_table
 from sim.errors import ConfigError, HybatError
 from sim.measured.calibrate import Calibration, calibrate
-from sim.measured.columns import AMBIENT_TEMPERATURE, CELL_TEMPERATURE, CURRENT, TIME, VOLTAGE
+from sim.measured.columns import (AMBIENT_TEMPERATURE, CELL_TEMPERATURE, CURRENT, NOMINAL_PHYSICS_VOLTAGE, TIME,
+                                  VOLTAGE)
 from sim.measured.fit_data import DISCHARGE_CAPACITY, held_integral, rmse_mV
 from sim.measured.loader import MeasuredSeries
 from sim.measured.records import MeasuredTest, measured_test, find_tests, load_test, measured_net_discharge
 from sim.measured.spec import PairingSpec, resolve_data_dir
-from sim.physics import ModelCache, cycle_summary, prepare_cell, simulate
+from sim.physics import ModelCache, Trajectory, cycle_summary, prepare_cell, simulate
 from sim.protocols import CurrentTrace
 
 log = logging.getLogger(__name__)
@@ -153,13 +155,26 @@ def _pair(spec: PairingSpec, test: MeasuredTest, measured: MeasuredSeries, calib
     physics_columns = {name: values[:kept] for name, values in physics.columns.items()}
     record.update(status=status, message=message, rows_kept=kept,
                   rmse_after_mV=rmse_mV(physics_columns[VOLTAGE] - reference[VOLTAGE]))
+    series = series_table(test.index, reference, physics_columns)
     if spec.compare_nominal:
         before = simulate(nominal, trace, spec.physics, cache=cache, voltage_cutoffs=False)
-        record["rmse_before_mV"] = (rmse_mV(before.columns[VOLTAGE][:kept] - reference[VOLTAGE])
-                                    if before.ok and len(before.columns[TIME]) >= kept else float("nan"))
+        series[NOMINAL_PHYSICS_VOLTAGE] = _on_measured_grid(before, time_s[:kept])
+        solved_all = np.all(np.isfinite(series[NOMINAL_PHYSICS_VOLTAGE]))
+        record["rmse_before_mV"] = (rmse_mV(series[NOMINAL_PHYSICS_VOLTAGE] - reference[VOLTAGE])
+                                    if solved_all else float("nan"))
     boundaries = [(test.tag, float(time_s[0]), float(time_s[kept - 1]))]
     cycles = cycles_table(test.index, cycle_summary(reference, boundaries), cycle_summary(physics_columns, boundaries))
-    return SampleResult(record, series_table(test.index, reference, physics_columns), cycles)
+    return SampleResult(record, series, cycles)
+
+
+def _on_measured_grid(solution: Trajectory, time_s: np.ndarray) -> np.ndarray:
+    """The voltage [V] of a physics ``solution`` at the measured times ``time_s`` [s], (rows,):
+    NaN on the rows it did not solve (a failed or shorter solve, or one on another grid)."""
+    voltage = np.full(len(time_s), np.nan)
+    solved = min(len(solution.columns[TIME]), len(time_s)) if solution.ok else 0
+    if solved and np.array_equal(solution.columns[TIME][:solved], time_s[:solved]):
+        voltage[:solved] = solution.columns[VOLTAGE][:solved]
+    return voltage
 
 
 def _reference_columns(measured: MeasuredSeries) -> dict[str, np.ndarray]:

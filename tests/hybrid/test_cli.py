@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from hybrid.cli import _corpus_command, build_parser, main, supervise_driver
+from hybrid.cli import _corpus_command, build_parser, main, metrics_table, supervise_driver
 from sim.config import load_config
 from sim.corpus.generate import CorpusSpec, generate_corpus
 from sim.errors import (ConfigError, DataError, HybatError, InfeasibleDesign, SampleTimeout, SimulationError,
@@ -80,6 +80,19 @@ def test_simulate_writes_a_trajectory(tmp_path, capsys):
     out = tmp_path / "t.parquet"
     assert main(["simulate", str(_write(tmp_path, config)), "--out", str(out), "--json"]) == 0
     assert out.is_file() and '"cycles": 2' in capsys.readouterr().out
+
+
+def test_evaluate_prints_every_model_per_test_held_out_first():
+    scores = {"rmse_mV": 41.04, "rmse_soc_5_95_mV": 38.2, "soc_mae_pct": 1.234, "rows_scored": 9, "rows": 9}
+    rows = [{"sample_id": 3, "file": "dyn/p15C.csv.gz", "ambient_temperature_degC": 15.0, "split": "test",
+             "scores": {"physics_nominal": scores, "physics": scores, "gru": {**scores, "soc_mae_pct": None}}},
+            {"sample_id": 0, "file": "dyn/p25C.csv.gz", "ambient_temperature_degC": 25.0, "split": "train",
+             "scores": {"physics": scores, "gru": scores}}]
+    table = metrics_table({"splits": {}, "per_test": rows}).split("per test")[1].splitlines()
+    assert table[2] == "| test | T [°C] | split | physics_nominal | physics | gru |"
+    assert table[4] == "| dyn/p15C.csv.gz | 15 | test | 41.0 / 38.2 / 1.23 | 41.0 / 38.2 / 1.23 | 41.0 / 38.2 / – |"
+    assert table[5] == "| dyn/p25C.csv.gz | 25 | train | – | 41.0 / 38.2 / 1.23 | 41.0 / 38.2 / 1.23 |"
+    assert "per test" not in metrics_table({"splits": {}})
 
 
 def test_export_of_a_missing_corpus_gives_one_line_and_exit_code_2(tmp_path, capsys):

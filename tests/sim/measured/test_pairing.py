@@ -15,6 +15,7 @@ from sim.cells.spec import CellSpec
 from sim.config import load_config
 from sim.errors import ConfigError
 from sim.physics.fidelity import Fidelity
+from sim.measured.columns import NOMINAL_PHYSICS_VOLTAGE
 from sim.measured.pairing import pair_measured, pair_measured_cli
 from sim.measured.spec import PairingSpec
 from sim.protocols.steps import CurrentTrace
@@ -94,6 +95,24 @@ def test_calibration_recovers_the_synthetic_cell_and_cuts_the_error(synthetic_co
     assert good["calibration_initial_soc"] == pytest.approx(0.85, abs=0.02)
     assert good["rmse_after_mV"] < 0.1 * good["rmse_before_mV"]
     assert manifest["calibration"]["values"]["capacity_scale"] == good["calibration_capacity_scale"]
+
+
+def test_the_nominal_cell_is_kept_per_row_beside_the_calibrated_one(synthetic_corpus):
+    out, _ = synthetic_corpus
+    good = pd.read_parquet(out / "samples.parquet").set_index("file").loc["cell_good.csv"]
+    series = pd.read_parquet(out / "series")
+    error_mV = {name: 1e3 * (series[name] - series["Voltage [V]"]) for name in (NOMINAL_PHYSICS_VOLTAGE,
+                                                                             "Physics voltage [V]")}
+    assert np.sqrt(np.mean(error_mV[NOMINAL_PHYSICS_VOLTAGE] ** 2)) == pytest.approx(good["rmse_before_mV"])
+    assert np.sqrt(np.mean(error_mV["Physics voltage [V]"] ** 2)) == pytest.approx(good["rmse_after_mV"])
+
+
+def test_without_compare_nominal_there_is_no_nominal_column(synthetic_data_dir, tmp_path):
+    spec = synthetic_spec(synthetic_data_dir).model_copy(update={"compare_nominal": False})
+    spec = spec.model_copy(update={"calibration": spec.calibration.model_copy(update={"mode": "none"})})
+    pair_measured(spec, tmp_path / "out", progress=False)
+    assert NOMINAL_PHYSICS_VOLTAGE not in pq.read_schema(tmp_path / "out" / "series" / "part-000001.parquet").names
+    assert "rmse_before_mV" not in pd.read_parquet(tmp_path / "out" / "samples.parquet")
 
 
 def test_resume_finishes_without_redoing_and_a_full_directory_needs_resume(synthetic_corpus, synthetic_data_dir):
