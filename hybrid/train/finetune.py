@@ -11,7 +11,11 @@ differ from training from a seeded start:
 - how the weights train is ``finetune.recipe`` (:class:`FineTuneOptions`): one recipe, or
   ``choose``: each of :data:`hybrid.train.recipes.FINETUNE_CANDIDATES` trains, and the one with
   the lowest validation loss is kept (the validation split of the new corpus, never its test
-  split). Every candidate's run stays under ``NAME/finetune/`` for inspection.
+  split). Every candidate's run stays under ``NAME/finetune/`` for inspection. Each run keeps
+  the weights of its best validation epoch, and epoch 0 is the pretrained model itself, so a
+  fine-tuned model is never worse on validation than no fine-tuning at all. ``none`` trains
+  nothing: the pretrained models as they are, on the new corpus's splits (zero-shot transfer,
+  scored by ``hybat evaluate`` like any run).
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from pydantic import Field
 
 from hybrid.data import Corpus, FeatureOptions
 from hybrid.data.features import candidate_features
-from hybrid.train.checkpoint import load_checkpoint
+from hybrid.train.checkpoint import TrainedModel, load_checkpoint, load_trained
 from hybrid.train.config import TrainConfig
+from hybrid.train.loop import TrainResult, evaluate_loss, validation_loss
 from hybrid.train.recipes import FINETUNE_CANDIDATES, FineTune
 from sim.config import StrictModel
 from sim.errors import ConfigError, DataError
@@ -38,13 +43,13 @@ class FineTuneOptions(StrictModel):
     """How a run started from a pretrained one (``--init RUN``) trains; ignored without it.
 
     recipe: "full" (every weight trains at train.learning_rate), "head" (only the output layer),
-        "l2sp" (every weight, pulled toward the pretrained ones with ``l2sp_strength``), or
+        "l2sp" (every weight, pulled toward the pretrained ones with ``l2sp_strength``),
         "choose": every recipe of FINETUNE_CANDIDATES (three learning rates, head only, L2-SP)
-        trains and the lowest validation loss wins.
+        trains and the lowest validation loss wins, or "none": no training (zero-shot).
     l2sp_strength: the L2-SP penalty [1/weight^2 in loss units] of recipe "l2sp".
     """
 
-    recipe: Literal["full", "head", "l2sp", "choose"] = "choose"
+    recipe: Literal["full", "head", "l2sp", "choose", "none"] = "choose"
     l2sp_strength: float = Field(0.1, gt=0.0)
 
     def candidates(self, learning_rate: float) -> tuple[FineTune, ...]:
@@ -111,6 +116,20 @@ def finetune_model(train: Callable[[FineTune, TrainConfig, Path], Any], options:
     facts = {"recipe": chosen, "run_dir": str(run_dir.relative_to(model_dir)), "val_loss": {name: r[2].best_val_loss for name, r in results.items()},
              **({"skipped": skipped} if skipped else {})}
     return (trained, result), facts
+
+
+def adopt_pretrained(name: str, start: Path, val_batches, config: TrainConfig,
+                     model_dir: Path) -> tuple[TrainedModel, TrainResult]:
+    """Recipe "none": the pretrained checkpoint ``start`` copied as ``model_dir``'s best.pt and
+    last.pt (an empty history), with its validation loss on the new corpus."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for kept in ("best.pt", "last.pt"):
+        shutil.copy2(start, model_dir / kept)
+    (model_dir / "history.json").write_text("[]")
+    trained = load_trained(model_dir / "best.pt", name)
+    loss = evaluate_loss(trained.model, val_batches, config.truncation_steps, validation_loss(config))
+    return trained, TrainResult(best_val_loss=loss, best_epoch=0, initial_val_loss=loss, epochs_run=0,
+                                stopped_early=False, history=[], run_dir=model_dir)
 
 
 def _slug(name: str) -> str:

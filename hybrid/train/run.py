@@ -50,7 +50,8 @@ from hybrid.data.windows import ForecastWindows, forecast_batches, forecast_wind
 from hybrid.models import ContextResidualConfig, ForecasterConfig, ModelConfig, TwoBranchConfig, config_from_dict, config_to_dict
 from hybrid.train.config import TrainConfig
 from hybrid.train.distributed import check_workers, train_distributed, training_cluster
-from hybrid.train.finetune import FineTuneOptions, finetune_model, pretrained_checkpoint, pretrained_normalisation
+from hybrid.train.finetune import (FineTuneOptions, adopt_pretrained, finetune_model, pretrained_checkpoint,
+                                   pretrained_normalisation)
 from hybrid.train.recipes import train_model
 from sim.config import StrictModel, load_config, validate
 from sim.errors import ConfigError, DataError, TrainingDiverged
@@ -319,6 +320,10 @@ def _train_one(name: str, entry: ModelEntry | BlackBoxEntry, config: TrainRunCon
             if init is None:
                 trained, result = train_model(name, model_config, train_batches, val_batches, train_config,
                                               out_dir / name, normalisation=normalisation, extra=extra)
+            elif config.finetune.recipe == "none":  # zero-shot: the pretrained model as it is
+                start = pretrained_checkpoint(init, name, config_to_dict(model_config))
+                trained, result = adopt_pretrained(name, start, val_batches, train_config, out_dir / name)
+                fine_tuning = {"recipe": "none", "val_loss": {"none": result.best_val_loss}}
             else:
                 start = pretrained_checkpoint(init, name, config_to_dict(model_config))
                 (trained, result), fine_tuning = finetune_model(

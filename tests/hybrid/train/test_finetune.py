@@ -1,6 +1,7 @@
 """Facts about starting a run from a pretrained one (``hybat train --init RUN``): it keeps the
 pretrained normalisation, "head" changes nothing but the output layer, "choose" keeps the recipe
-with the lowest validation loss and its weights, and a mismatched run is refused by name."""
+with the lowest validation loss and its weights, "none" keeps the pretrained weights (zero-shot),
+and a mismatched run is refused by name."""
 
 from __future__ import annotations
 
@@ -68,3 +69,14 @@ def test_other_features_or_a_missing_model_are_refused(smoke_run, smoke_corpus_d
     renamed = config.model_copy(update={"models": [config.models[0].model_copy(update={"name": "lstm"})]})
     with pytest.raises(ConfigError, match="no model 'lstm' to start from"):
         train_from_config(renamed, smoke_corpus_dir, tmp_path / "b", init=pretrained)
+
+
+def test_none_keeps_the_pretrained_weights_on_the_new_splits(smoke_run, smoke_corpus_dir, tmp_path):
+    pretrained, _, _ = smoke_run
+    summary = train_from_config(_config("none"), smoke_corpus_dir, tmp_path / "zero_shot", init=pretrained)
+    facts = summary["models"]["gru"]
+    assert facts["finetune"]["recipe"] == "none" and facts["epochs_run"] == 0
+    assert facts["best_val_loss"] == pytest.approx(facts["finetune"]["val_loss"]["none"])
+    before = load_checkpoint(pretrained / "gru" / "best.pt")["model_state"]
+    after = load_checkpoint(tmp_path / "zero_shot" / "gru" / "best.pt")["model_state"]
+    assert all(torch.equal(before[name], after[name]) for name in before)
