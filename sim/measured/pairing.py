@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -39,6 +40,7 @@ from sim.measured.loader import MeasuredSeries
 from sim.measured.records import MeasuredTest, measured_test, find_tests, load_test, measured_net_discharge
 from sim.measured.spec import PairingSpec, resolve_data_dir
 from sim.physics import ModelCache, Trajectory, cycle_summary, prepare_cell, simulate
+from sim.plant import TRUTH_COLUMNS
 from sim.protocols import CurrentTrace
 
 log = logging.getLogger(__name__)
@@ -155,7 +157,8 @@ def _pair(spec: PairingSpec, test: MeasuredTest, measured: MeasuredSeries, calib
     physics_columns = {name: values[:kept] for name, values in physics.columns.items()}
     record.update(status=status, message=message, rows_kept=kept,
                   rmse_after_mV=rmse_mV(physics_columns[VOLTAGE] - reference[VOLTAGE]))
-    series = series_table(test.index, reference, physics_columns)
+    series = series_table(test.index, reference, physics_columns,
+                          _counted_soc(reference, record.get("throughput_capacity_Ah"), test.full_to_empty))
     if spec.compare_nominal:
         before = simulate(nominal, trace, spec.physics, cache=cache, voltage_cutoffs=False)
         series[NOMINAL_PHYSICS_VOLTAGE] = _on_measured_grid(before, time_s[:kept])
@@ -165,6 +168,19 @@ def _pair(spec: PairingSpec, test: MeasuredTest, measured: MeasuredSeries, calib
     boundaries = [(test.tag, float(time_s[0]), float(time_s[kept - 1]))]
     cycles = cycles_table(test.index, cycle_summary(reference, boundaries), cycle_summary(physics_columns, boundaries))
     return SampleResult(record, series, cycles)
+
+
+REFERENCE_SOC = TRUTH_COLUMNS[0]  # "State of charge", as a synthetic corpus's plant gives it
+
+
+def _counted_soc(reference: dict[str, np.ndarray], throughput_Ah: float | None, full_to_empty: bool) -> dict:
+    """{"State of charge": ...} of a test that runs from full to empty: a cycler measures no SOC,
+    so it is counted from full with the test's throughput capacity (the reference the SOC
+    head trains on and SOC errors are scored against); {} for other tests."""
+    if not full_to_empty or throughput_Ah is None or not math.isfinite(throughput_Ah) or throughput_Ah <= 0:
+        return {}
+    charge = reference[DISCHARGE_CAPACITY]
+    return {REFERENCE_SOC: 1.0 - (charge - charge[0]) / throughput_Ah}
 
 
 def _on_measured_grid(solution: Trajectory, time_s: np.ndarray) -> np.ndarray:

@@ -73,6 +73,7 @@ def test_paired_corpus_reads_back_with_plain_pandas_and_pyarrow(synthetic_corpus
     assert {"pybamm", "numpy", "pyarrow"} <= set(manifest["versions"])
     assert list(samples["file"]) == ["cell_bad.csv", "cell_good.csv"]
     assert set(CONTRACT_SERIES) <= set(series.columns)
+    assert "State of charge" not in series.columns  # not full to empty: no reference SOC
     assert set(series["sample_id"]) == {1}
     assert set(cycles["Source"]) == {"reference", "physics"}
     assert series["Ambient temperature [K]"].eq(298.15).all()
@@ -162,3 +163,8 @@ def test_a123_paired_corpus_has_the_contract_and_the_measured_capacity(tmp_path)
     assert (samples["rmse_after_mV"] < samples["rmse_before_mV"]).all()
     assert set(CONTRACT_SERIES) <= set(series.columns)
     assert series.groupby("sample_id")["Time [s]"].apply(lambda t: np.all(np.diff(t) == 60.0)).all()
+    # a full-to-empty test's reference SOC: counted from full with its throughput capacity
+    for sample_id, rows in series.groupby("sample_id"):
+        capacity = samples.set_index("sample_id").loc[sample_id, "throughput_capacity_Ah"]
+        charge = rows["Discharge capacity [A.h]"].to_numpy()
+        np.testing.assert_allclose(rows["State of charge"], 1.0 - (charge - charge[0]) / capacity)
