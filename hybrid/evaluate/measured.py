@@ -10,12 +10,12 @@ reference SOC and the SOC MAE [%] (:func:`hybrid.evaluate.score_record`) of each
 - ``ecm``: the ECM baseline when the run config sets ``evaluation.ecm`` (:func:`ecm_baseline`);
 - ``black_box`` and every hybrid of the run.
 
-Reference SOC: a cycler measures none, so a measured corpus has no "State of charge" column;
-the SOC is counted from full, 1 - "Discharge capacity [A.h]" / capacity, with the record's
-throughput_capacity_Ah (a test that ran full to empty) or else the calibrated physics cell's
-capacity (physics_capacity_Ah; each row's ``capacity_from`` says which). With the latter the
-physics SOC counts the same charge with the same capacity, so its SOC MAE says little. A corpus
-with a "State of charge" column is scored against it.
+Reference SOC: a cycler measures none. A test paired as running full to empty carries a
+"State of charge" column, counted from full with its throughput capacity by the pairing, and
+is scored against it. Otherwise the SOC is counted here from full, 1 - "Discharge capacity
+[A.h]" / capacity, with the calibrated physics cell's capacity (physics_capacity_Ah; each row's
+``capacity_from`` says which); then the physics SOC counts the same charge with the same
+capacity, so its SOC MAE says little.
 
 Every model is scored on the same rows as in the report's splits: the record's split range,
 rows where the physics is valid (``max_residual_V``), after any model's context rows.
