@@ -4,17 +4,24 @@ tests, or, for data sets without them, the voltages at the ends of long rests.""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.integrate import cumulative_trapezoid
 from scipy.optimize import isotonic_regression
 
 from hybrid.baselines.ecm import ECMRecord, OCVCurve, coulomb_soc
 from sim.errors import ConfigError, DataError
+from sim.measured.columns import CURRENT, TIME, VOLTAGE
+from sim.measured.loader import load_measured
 
 # |current| below C/50 counts as rest: cyclers log a few mA of noise while idle.
 REST_C_RATE = 0.02
+# Rows of a slow leg above this fraction of its largest |current| are under load: not the rest
+# before it, nor the tail of a constant-voltage hold at its cut-off.
+LOAD_FRACTION = 0.5
 # Rest points closer than this in SOC are one point (the same step of several records).
 SOC_TOLERANCE = 1e-3
 # The end slope of a relaxation OCV is fitted over the rest points this far (SOC) from the end
@@ -22,27 +29,89 @@ SOC_TOLERANCE = 1e-3
 END_WINDOW_SOC = 0.1
 
 
+@dataclass(frozen=True)
+class SlowLeg:
+    """One cycler file of a slow OCV branch, (rows,) each: current [A] (discharge positive),
+    voltage [V] and the net charge taken out of the cell since the file's first row [A.h]."""
+
+    current_A: np.ndarray
+    voltage_V: np.ndarray
+    discharged_Ah: np.ndarray
+
+
+def ocv_from_slow_branches(discharge: Sequence[SlowLeg], charge: Sequence[SlowLeg],
+                           field: str = "slow tests") -> OCVCurve:
+    """The OCV: the mean of a slow (e.g. C/30) full discharge and full charge
+    (:meth:`OCVCurve.from_branches`), each on an SOC axis of its own total charge [A.h], the net
+    charge over its legs (so the two need not agree on the capacity).
+
+    A branch's first leg is its slow leg: its rows under load (|current| above LOAD_FRACTION of
+    its largest) give the branch's voltages. The legs after it finish the branch to empty or full
+    (a CV hold, a dither: A123 scripts 2 and 4) and add only their charge. DataError, naming
+    ``field``.discharge or ``field``.charge, for a branch that carries no current, whose loaded
+    rows do not all move charge its way (not monotone in SOC) or whose net charge goes the other way.
+    """
+    return OCVCurve.from_branches(*_branch(discharge, 1.0, f"{field}.discharge"),
+                                  *_branch(charge, -1.0, f"{field}.charge"))
+
+
+def ocv_from_cycler_files(discharge: Sequence[Path], charge: Sequence[Path], field: str = "slow tests") -> OCVCurve:
+    """:func:`ocv_from_slow_branches` of cycler files, each read by :func:`sim.measured.load_measured`
+    (columns detected from their names, current positive on discharge), its charge counted by
+    integrating the current over time."""
+    def legs(paths: Sequence[Path]) -> list[SlowLeg]:
+        return [_cycler_leg(Path(path)) for path in paths]
+
+    return ocv_from_slow_branches(legs(discharge), legs(charge), field)
+
+
 def ocv_from_slow_tests(folder: Path, file_template: str) -> OCVCurve:
-    """The OCV: mean of a C/30 discharge (script 1, to empty with script 2) and a C/30 charge
-    (script 3, to full with script 4), each on an SOC axis of its own total charge.
+    """:func:`ocv_from_slow_branches` of Plett's A123 OCV scripts: a C/30 discharge (script 1, to
+    empty with script 2) and a C/30 charge (script 3, to full with script 4).
 
     ``file_template`` names the CSV of a script in ``folder`` with ``{script}`` for its number
     (e.g. "A123_OCV_p25C_script{script}.csv.gz"); the files hold the columns current_A [A],
-    voltage_V [V], dis_Ah_source and chg_Ah_source [A.h] (the cycler's charge counters).
+    voltage_V [V], dis_Ah_source and chg_Ah_source [A.h] (the cycler's charge counters, which
+    count the charge here).
     """
-    def net(script: int, sign: float) -> pd.DataFrame:
+    def leg(script: int) -> SlowLeg:
         frame = pd.read_csv(folder / file_template.format(script=script))
-        frame["net_Ah"] = sign * (frame["dis_Ah_source"] - frame["chg_Ah_source"])
-        return frame
+        return SlowLeg(frame["current_A"].to_numpy(float), frame["voltage_V"].to_numpy(float),
+                       (frame["dis_Ah_source"] - frame["chg_Ah_source"]).to_numpy(float))
 
-    branches = []
-    for slow, finish, sign in ((1, 2, 1.0), (3, 4, -1.0)):
-        leg, rest = net(slow, sign), net(finish, sign)
-        total = float(leg["net_Ah"].iloc[-1] + rest["net_Ah"].iloc[-1])
-        moving = leg["current_A"].abs() > 0.5 * leg["current_A"].abs().max()
-        soc = leg["net_Ah"][moving] / total
-        branches.append((1.0 - soc if sign > 0 else soc, leg["voltage_V"][moving]))
-    return OCVCurve.from_branches(*branches[0], *branches[1])
+    return ocv_from_slow_branches([leg(1), leg(2)], [leg(3), leg(4)], str(folder / file_template))
+
+
+def _cycler_leg(path: Path) -> SlowLeg:
+    """One cycler file as a SlowLeg, its charge the time integral of its current."""
+    series = load_measured(path)
+    time_s, current_A = series.columns[TIME], series.columns[CURRENT]
+    discharged_Ah = cumulative_trapezoid(current_A, time_s, initial=0.0) / 3600.0
+    return SlowLeg(current_A, series.columns[VOLTAGE], discharged_Ah)
+
+
+def _branch(legs: Sequence[SlowLeg], direction: float, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """SOC (0..1) and voltage [V] of a branch's rows under load, (rows,) each; ``direction`` is
+    +1 for a discharge from full, -1 for a charge from empty. See ocv_from_slow_branches."""
+    if not legs:
+        raise ConfigError(f"{name}: no file; allowed: one or more cycler files")
+    kind = "discharge" if direction > 0 else "charge"
+    slow = legs[0]
+    largest = float(np.max(np.abs(slow.current_A)))
+    if not largest > 0.0:
+        raise DataError(f"{name}: its first file carries no current; allowed: a slow full {kind} first")
+    loaded = np.abs(slow.current_A) > LOAD_FRACTION * largest
+    backwards = int(np.count_nonzero(direction * slow.current_A[loaded] < 0.0))
+    if backwards:
+        raise DataError(f"{name}: {backwards} of the {np.count_nonzero(loaded)} rows under load of its first file "
+                        f"are not a {kind} (not monotone in SOC); allowed: a slow full {kind} first, "
+                        "current positive on discharge")
+    moved_Ah = direction * sum(float(leg.discharged_Ah[-1]) for leg in legs)
+    if not moved_Ah > 0.0:
+        raise DataError(f"{name}: net {kind} over its files is {moved_Ah:.4g} A.h; allowed: files of a full "
+                        f"{kind}, current positive on discharge")
+    moved = direction * slow.discharged_Ah[loaded] / moved_Ah  # 0..1 of the branch's charge
+    return (1.0 - moved if direction > 0 else moved), slow.voltage_V[loaded]
 
 
 def ocv_from_relaxations(time_s: np.ndarray | list[np.ndarray], current_A: np.ndarray | list[np.ndarray],

@@ -23,6 +23,7 @@ rows where the physics is valid (``max_residual_V``), after any model's context 
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 from pathlib import Path
@@ -31,20 +32,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from hybrid.baselines.options import OCV_CSV_COLUMNS, OCV_FROM_RELAXATIONS, ECMOptions
+from hybrid.baselines.options import OCV_CSV_COLUMNS, OCV_FROM_RELAXATIONS, ECMOptions, SlowOCVTests
 from hybrid.data import CHARGE, CURRENT, SOC, SPLIT_NAMES, TIME, VOLTAGE, Corpus, Record, SplitAssignment
 from hybrid.data.columns import NOMINAL_PHYSICS_VOLTAGE
 from hybrid.evaluate.metrics import score_record
 from hybrid.evaluate.predict import Predictions, RecordPrediction
 from hybrid.evaluate.rows import scored_rows
 from hybrid.train import PHYSICS
-from sim.errors import DataError
+from sim.errors import ConfigError, DataError
+from sim.measured.spec import resolve_data_dir
 
 if TYPE_CHECKING:
     from hybrid.baselines import OCVCurve
 
 NOMINAL = "physics_nominal"
 ECM = "ecm"
+SLOW_TESTS_FIELD = "evaluation.ecm.ocv"
 # the order of the per-test rows: held-out tests first
 SPLIT_ORDER = ("test", "unseen_temperature", "unseen_design", "late_life", "val", "train")
 
@@ -114,7 +117,8 @@ def ecm_baseline(corpus: Corpus, assignment: SplitAssignment,
     """The ECM's predictions for every record of the run's splits, and its fit: one joint fit per
     ambient temperature of the train split's whole records (a record split by rows, such as one
     with late life, is left out), each starting full with its capacity_Ah; the OCV from the
-    rests of those records or the options' CSV. No other record's data reach the fit."""
+    rests of those records, the options' CSV or their slow OCV tests. No other record's data
+    reach the fit."""
     from hybrid.baselines import ecm_predictions  # loaded on use: it imports hybrid.evaluate
 
     train = assignment.ranges.get("train", {})
@@ -134,9 +138,11 @@ def ecm_baseline(corpus: Corpus, assignment: SplitAssignment,
 
 def ecm_ocv(options: ECMOptions, cells: list[Record], capacities_Ah: list[float]) -> OCVCurve:
     """The OCV the ECM runs on: from the rests of ``cells`` (the train records, each counted from
-    full with its capacity [A.h]) or read from the options' CSV."""
+    full with its capacity [A.h]), read from the options' CSV or from their slow OCV tests."""
     from hybrid.baselines import ocv_from_relaxations
 
+    if isinstance(options.ocv, SlowOCVTests):
+        return ocv_from_slow_test_files(options.ocv)
     if options.ocv != OCV_FROM_RELAXATIONS:
         return ocv_from_csv(Path(options.ocv))
     try:
@@ -163,6 +169,33 @@ def ocv_from_csv(path: Path) -> OCVCurve:
         return OCVCurve(table["soc"].to_numpy(float), table["voltage_V"].to_numpy(float))
     except DataError as error:
         raise DataError(f"evaluation.ecm.ocv = '{path}': {error}; {allowed}") from None
+
+
+def ocv_from_slow_test_files(slow: SlowOCVTests) -> OCVCurve:
+    """The mean of the slow discharge and charge tests the options name
+    (:func:`hybrid.baselines.ocv.ocv_from_cycler_files`)."""
+    from hybrid.baselines.ocv import ocv_from_cycler_files
+
+    try:
+        data_dir = resolve_data_dir(slow.data_dir)
+    except ConfigError as error:  # its message starts "data_dir = ..."
+        raise ConfigError(f"{SLOW_TESTS_FIELD}.{error}") from None
+    return ocv_from_cycler_files(matched_files(slow.discharge, data_dir, f"{SLOW_TESTS_FIELD}.discharge"),
+                                 matched_files(slow.charge, data_dir, f"{SLOW_TESTS_FIELD}.charge"), SLOW_TESTS_FIELD)
+
+
+def matched_files(patterns: list[str], data_dir: Path, field: str) -> list[Path]:
+    """The files of ``patterns`` (paths or globs relative to ``data_dir``) in their order, each
+    glob's matches sorted; ConfigError naming ``field`` for a pattern that matches no file."""
+    files = []
+    for pattern in patterns:
+        matches = sorted(data_dir / match for match in glob.glob(pattern, root_dir=data_dir)
+                         if (data_dir / match).is_file())
+        if not matches:
+            raise ConfigError(f"{field} = {pattern!r}: no file matches in {data_dir}; allowed: paths or globs of "
+                              "cycler files relative to evaluation.ecm.ocv.data_dir")
+        files += matches
+    return files
 
 
 def side_by_side(predictions: Predictions, baselines: Predictions) -> Predictions:

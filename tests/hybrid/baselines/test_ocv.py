@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybrid.baselines.ecm import simulate_ecm
-from hybrid.baselines.ocv import ocv_from_relaxations, ocv_from_slow_tests
+from hybrid.baselines.ecm import OCVCurve, simulate_ecm
+from hybrid.baselines.ocv import ocv_from_cycler_files, ocv_from_relaxations, ocv_from_slow_tests
 from sim.errors import DataError
 from tests.hybrid.baselines.test_ecm import OCV, TRUE
 
@@ -43,6 +43,54 @@ def test_ocv_is_the_mean_of_the_slow_branches(tmp_path):
     covered = np.linspace(0.06, 0.94, 45)  # where both branches were measured with the main current
     np.testing.assert_allclose(ocv(covered), OCV(covered), atol=2e-3)  # the overpotentials cancel
     assert np.all(np.diff(ocv.soc) > 0)
+
+
+# No offset: the mean of the branches is the OCV itself (resistances and hysteresis cancel in it).
+SLOW = replace(TRUE, ocv_offset_V=0.0)
+
+
+def write_slow_branches(folder: Path, ocv: OCVCurve = OCV, step_s: float = 60.0) -> tuple[list[Path], list[Path]]:
+    """The files of a discharge from full and a charge from empty simulated by the ECM, two per
+    branch: an hour's rest, then C/30 for 97 % of the capacity (the slow leg); then C/300 to the
+    end (the finish). (discharge files, charge files): discharge1.csv, discharge2.csv, charge1.csv and
+    charge2.csv with columns time_s, current_A, voltage_V."""
+    c30_A, rows_per_hour = SLOW.capacity_Ah / 30.0, int(3600.0 / step_s)
+    branches = []
+    for direction, name in ((1.0, "discharge"), (-1.0, "charge")):
+        slow = np.r_[np.zeros(rows_per_hour), np.full(int(0.97 * 30 * rows_per_hour), direction * c30_A)]
+        finish = np.full(int(0.03 * 300 * rows_per_hour), direction * c30_A / 10.0)
+        current = np.r_[slow, finish]
+        time_s = step_s * np.arange(len(current))
+        voltage = simulate_ecm(time_s, current, ocv, SLOW, initial_soc=0.5 + 0.5 * direction,
+                               initial_hysteresis=direction).voltage_V
+        files = []
+        for part, rows in ((1, slice(0, len(slow))), (2, slice(len(slow), None))):
+            files.append(folder / f"{name}{part}.csv")
+            pd.DataFrame({"time_s": time_s[rows] - time_s[rows][0], "current_A": current[rows],
+                          "voltage_V": voltage[rows]}).to_csv(files[-1], index=False)
+        branches.append(files)
+    return branches[0], branches[1]
+
+
+def test_the_mean_of_slow_cycler_branches_recovers_the_ocv(tmp_path):
+    discharge, charge = write_slow_branches(tmp_path)
+    ocv = ocv_from_cycler_files(discharge, charge)
+    covered = np.linspace(0.05, 0.95, 91)  # past the hysteresis's turn at the start of each branch
+    np.testing.assert_allclose(ocv(covered), OCV(covered), atol=3e-3)  # 2 mV at worst, on the steep end
+    slow = pd.read_csv(discharge[0])  # the discharge alone sits below by its resistance and hysteresis
+    soc = 1.0 - np.cumsum(slow["current_A"].to_numpy()) * 60.0 / 3600.0 / SLOW.capacity_Ah
+    middle = (soc > 0.2) & (soc < 0.8)
+    assert np.all(OCV(soc[middle]) - slow["voltage_V"].to_numpy()[middle] > 0.015)
+
+
+def test_slow_branches_that_run_the_wrong_way_or_carry_no_current_are_refused(tmp_path):
+    discharge, charge = write_slow_branches(tmp_path)
+    with pytest.raises(DataError, match=r"^evaluation\.ecm\.ocv\.discharge: .*not monotone"):
+        ocv_from_cycler_files(charge, discharge, "evaluation.ecm.ocv")
+    idle = tmp_path / "idle.csv"
+    pd.DataFrame({"time_s": [0.0, 60.0, 120.0], "current_A": 0.0, "voltage_V": 3.3}).to_csv(idle, index=False)
+    with pytest.raises(DataError, match=r"^evaluation\.ecm\.ocv\.charge: .*carries no current"):
+        ocv_from_cycler_files(discharge, [idle, *charge], "evaluation.ecm.ocv")
 
 
 # No hysteresis or offset: after a long rest the ECM sits on the OCV itself.

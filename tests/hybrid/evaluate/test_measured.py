@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybrid.baselines.ecm import INTERPOLATION_SCALES
+from hybrid.baselines.ecm import INTERPOLATION_SCALES, OCVCurve
+from hybrid.baselines.ocv import ocv_from_slow_tests
 from hybrid.baselines.options import ECMOptions, Scale
 from hybrid.data import SplitAssignment, load_corpus
 from hybrid.data.columns import NOMINAL_PHYSICS_VOLTAGE, PHYSICS_VOLTAGE, VOLTAGE
-from hybrid.evaluate.measured import ECM, NOMINAL, ecm_baseline, is_measured, measured_baselines, per_test_rows
+from hybrid.evaluate.measured import ECM, NOMINAL, ecm_baseline, ecm_ocv, is_measured, measured_baselines, per_test_rows
 from hybrid.evaluate.run import evaluate_run
 from hybrid.train.run import SPLITS, TrainRunConfig, read_run_file, train_from_config
 from sim.cells.spec import CellSpec
@@ -27,6 +28,8 @@ from sim.measured.spec import PairingSpec
 from sim.physics.fidelity import Fidelity
 from sim.physics.simulate import simulate
 from sim.protocols.steps import CurrentTrace
+from tests.hybrid.baselines.test_ocv import write_slow_branches
+from tests.real_data import A123_DIR, needs_a123
 
 # file -> chamber temperature [degC]; split by temperature: 20 degC tested, 30 validated, the rest trained
 CHAMBER_C = {"cell_a.csv": 25.0, "cell_b.csv": 25.0, "cell_c.csv": 35.0, "cell_d.csv": 30.0, "cell_e.csv": 20.0}
@@ -152,11 +155,47 @@ def test_the_ecm_reads_its_ocv_from_a_csv_and_names_a_bad_one(measured_run, meas
         ecm_baseline(corpus, assignment, ECMOptions(min_rest_s=1e5))
 
 
+def test_the_ecm_reads_its_ocv_from_slow_tests_of_any_folder(measured_run, measured_corpus_dir, tmp_path):
+    run_dir, _ = measured_run
+    corpus, assignment = load_corpus(measured_corpus_dir), assignment_of(run_dir)
+    write_slow_branches(tmp_path, OCVCurve(np.linspace(0.0, 1.0, 3), np.array([3.0, 3.7, 4.2])))
+    slow = {"discharge": ["discharge1.csv", "discharge2.csv"], "charge": ["charge[12].csv"], "data_dir": str(tmp_path)}
+    predictions, fit = ecm_baseline(corpus, assignment, ECMOptions(ocv=slow))
+    assert fit["ocv"] == slow and set(predictions) == set(corpus.cells)
+    listed = ecm_ocv(ECMOptions(ocv={**slow, "charge": ["charge1.csv", "charge2.csv"]}), [], [])
+    np.testing.assert_array_equal(ecm_ocv(ECMOptions(ocv=slow), [], []).voltage_V, listed.voltage_V)
+
+
+@needs_a123
+def test_the_a123_slow_tests_give_the_ocv_of_ocv_from_slow_tests():
+    folder = "a123_lfp_plett_dyn/ocv/A123_OCV_p25C_script"
+    options = ECMOptions(ocv={"discharge": [f"{folder}1.csv.gz", f"{folder}2.csv.gz"],
+                              "charge": [f"{folder}[34].csv.gz"]})  # data_dir: ${HYBAT_REAL_DATA}
+    reference = ocv_from_slow_tests(A123_DIR / "ocv", "A123_OCV_p25C_script{script}.csv.gz")
+    curve = ecm_ocv(options, [], [])
+    inside = (reference.soc >= 0.05) & (reference.soc <= 0.95)  # the charge integrated, not the counters: 0.7 mV
+    np.testing.assert_allclose(curve.voltage_V[inside], reference.voltage_V[inside], atol=1e-3)
+
+
+@pytest.mark.parametrize("branch, files", [("discharge", ["discharge1.csv", "missing*.csv"]),
+                                           ("charge", ["charge3.csv"]), ("data_dir", "${HYBAT_NO_SUCH_VARIABLE}")])
+def test_slow_test_files_that_match_nothing_are_refused_naming_the_field(branch, files, tmp_path):
+    write_slow_branches(tmp_path)
+    slow = {"discharge": ["discharge*.csv"], "charge": ["charge*.csv"], "data_dir": str(tmp_path), branch: files}
+    with pytest.raises(ConfigError, match=rf"^evaluation\.ecm\.ocv\.{branch} = ") as raised:
+        ecm_ocv(ECMOptions(ocv=slow), [], [])
+    assert "\n" not in str(raised.value)
+
+
 @pytest.mark.parametrize("ecm, field", [({"ocv": "relaxation"}, "evaluation.ecm.ocv"),
                                         ({"ocv": "ocv.txt"}, "evaluation.ecm.ocv"),
                                         ({"scale": "Arrhenius"}, "evaluation.ecm.scale"),
                                         ({"min_rest_s": 0}, "evaluation.ecm.min_rest_s"),
-                                        ({"rest_s": 60}, "evaluation.ecm.rest_s")])
+                                        ({"rest_s": 60}, "evaluation.ecm.rest_s"),
+                                        ({"ocv": {"discharge": [], "charge": ["c.csv"]}}, "evaluation.ecm.ocv.discharge"),
+                                        ({"ocv": {"discharge": ["d.csv"]}}, "evaluation.ecm.ocv.charge"),
+                                        ({"ocv": {"discharge": ["d.csv"], "charge": ["c.csv"], "folder": "."}},
+                                         "evaluation.ecm.ocv.folder")])
 def test_bad_ecm_options_are_refused_naming_the_field(ecm, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")) as raised:
         validate(TrainRunConfig, {"evaluation": {"ecm": ecm}}, "run.yaml")
