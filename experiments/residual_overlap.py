@@ -29,10 +29,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from hybrid.data import PHYSICS_VOLTAGE, TIME, VOLTAGE, Corpus, load_corpus  # noqa: E402
+from hybrid.data import PHYSICS_VOLTAGE, TIME, VOLTAGE, Corpus, load_corpus
 
 MIN_REPLAYS = 3
 

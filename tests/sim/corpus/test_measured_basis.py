@@ -13,7 +13,6 @@ import pytest
 from sim.corpus import CorpusSpec, generate_corpus
 from sim.corpus.measured_basis import with_measured_basis
 from sim.errors import ConfigError
-from tests.sim.measured.test_pairing import synthetic_corpus, synthetic_data_dir  # noqa: F401 (fixtures)
 
 
 def _spec(paired, **basis) -> CorpusSpec:
