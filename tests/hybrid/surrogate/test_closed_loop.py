@@ -129,3 +129,19 @@ def test_a_fidelity_the_compiled_stepper_cannot_take_runs_on_idaklu_steppers_the
     assert loop["status"] == "ok"
     assert abs(loop["columns"]["Time [s]"][-1] - plant.columns["Time [s]"][-1]) <= PERIOD_S
     assert loop["columns"]["Voltage [V]"][-1] == pytest.approx(3.4, abs=1e-3)
+
+
+def test_a_step_ends_where_the_physics_leaves_its_range_before_the_corrected_cut_off():
+    """The plant reads 0.8 V below the physics: its 4.2 V charge cut-off lies where the physics
+    voltage is 5.0 V, far beyond the 4.2 + 0.3 V the residual was trained on. The charge ends
+    where the physics voltage reaches 4.5 V (not "truncated"), and the protocol goes on to its rest."""
+    protocol = Sequence.model_validate({"steps": [{"kind": "cc", "c_rate": -1.0, "until_voltage_V": 4.2},
+                                                  {"kind": "rest", "duration_s": 600.0}], "period_s": 60.0})
+    loop = run(CellSpec(initial_soc=0.85), protocol, offset_V=-0.8)
+    assert loop["status"] == "ok" and "left its range before the cut-off" in loop["message"]
+    columns = loop["columns"]
+    charging = columns[CURRENT] < 0
+    end = columns["Time [s]"][charging][-1]
+    assert columns["Time [s]"][-1] == pytest.approx(end + 600.0, abs=61.0)  # the rest ran
+    physics_at_end = columns["Voltage [V]"][charging][-1] + 0.8
+    assert 4.45 < physics_at_end <= 4.5 + 1e-9  # the last instant inside the trained range
