@@ -1,0 +1,61 @@
+"""experiments/transfer_study.py: bad options are one-line errors; a --quick run on the A123 tests
+(one fold, ~30 s) scores every model on the held-out test without letting it into any step."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim.errors import ConfigError
+from tests.real_data import REAL_DATA, needs_a123
+
+SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "transfer_study.py"
+
+
+def load_experiment():
+    spec = importlib.util.spec_from_file_location("transfer_study", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--dataset", "samsung30q", "--folds", "loto"], "--folds loto: allowed for samsung30q: loco"),
+    (["--dataset", "a123", "--seeds", "0"], "--seeds 0: allowed: a positive number"),
+    (["--dataset", "a123", "--validation", "5"], "--validation 5: allowed only with --held-out"),
+])
+def test_bad_options_name_the_option(argv, message, tmp_path):
+    experiment = load_experiment()
+    with pytest.raises(ConfigError, match=message):
+        experiment.main([*argv, "--out", str(tmp_path)])
+
+
+@pytest.mark.slow
+@needs_a123
+def test_quick_run_scores_every_model_on_a_held_out_test_it_never_saw(tmp_path):
+    experiment = load_experiment()
+    out = tmp_path / "out"
+    figures = experiment.main(["--dataset", "a123", "--data-dir", str(REAL_DATA), "--out", str(out), "--quick"])
+
+    assert (out / "results.md").is_file() and json.loads((out / "figures.json").read_text())["tests"]
+    [fold] = figures["folds"]
+    [row] = figures["tests"]
+    assert row["file"] in fold["test_files"] and fold["calibration_file"] not in fold["test_files"]
+    for column in experiment.COLUMNS:  # every model scored, with a plausible error (tens to ~200 mV at -25 degC)
+        assert 1.0 < row[column]["rmse_soc_5_95_mV"]["mean"] < 500.0, column
+    # the synthetic corpus replays the training and validation tests' currents only
+    work = out / "work"
+    samples = pd.read_parquet(next((work / "paired").iterdir()) / "samples.parquet").set_index("file")
+    held_out_ids = {int(samples.loc[file, "sample_id"]) for file in fold["test_files"]}
+    replayed = {int(path.stem.removeprefix("test_")) for path in work.glob("synthetic/*/*/profiles/test_*.csv")}
+    assert replayed and not replayed & held_out_ids
+    # every run trains and validates on other tests, and the zero-shot hybrid is the pretrained one
+    for variant in experiment.VARIANTS:
+        [summary] = work.glob(f"runs/*/*/{fold['name']}/seed0/{variant}/summary.json")
+        splits = json.loads(summary.read_text())["splits"]
+        assert set(splits["test"]) == held_out_ids and not held_out_ids & {*splits["train"], *splits["val"]}
+    assert row["zero_shot"]["rmse_soc_5_95_mV"]["mean"] != row["hybrid_scratch"]["rmse_soc_5_95_mV"]["mean"]
