@@ -113,6 +113,9 @@ def _simulate_pair(spec, plan: SamplePlan, record: dict, cache: ModelCache) -> S
     reference = simulate(plant_cell, plan.protocol, spec.reference.fidelity, cache=cache)
     if not reference.ok:
         return SampleResult({**record, "status": "failed", "message": f"reference: {reference.message}"})
+    if len(reference.columns["Time [s]"]) < 2:  # stopped at its first row: nothing to measure or pair
+        return SampleResult({**record, "status": "failed",
+                             "message": f"reference: {reference.message} (at its first row)"})
     measured, draws = measure_reference(reference, spec.reference.sensor, plan.rng)
     boundaries = tuple(zip(reference.cycles["Tag"].tolist(), reference.cycles["Start time [s]"].tolist(),
                            reference.cycles["End time [s]"].tolist()))

@@ -122,6 +122,21 @@ def test_a_sample_past_its_timeout_becomes_a_failed_record_with_a_sampletimeout_
     assert result.record["sample_id"] == 1 and 0.05 <= result.record["wall_s"] < 2.0
 
 
+def test_a_plant_that_stops_at_its_first_row_becomes_a_failed_record(smoke, monkeypatch):
+    """A plant solve that ends at its first row (a cut-off already reached) has nothing to
+    measure: a failed row, not a crashed corpus."""
+    from sim.physics import Trajectory
+
+    one_row = Trajectory({"Time [s]": np.zeros(1), "Current [A]": np.ones(1), "Voltage [V]": np.full(1, 2.5),
+                          "Discharge capacity [A.h]": np.zeros(1)}, {"Tag": np.array(["cc"]),
+                          "Start time [s]": np.zeros(1), "End time [s]": np.zeros(1)}, "truncated",
+                         "stopped in cycle 1/1 at t = 0 s: event: Minimum voltage [V]", {"capacity_Ah": 5.0})
+    monkeypatch.setattr(sample, "simulate", lambda *args, **kwargs: one_row)
+    result = run_sample(smoke, 0, cache=ModelCache(max_size=1))
+    assert result.record["status"] == "failed" and result.series is None
+    assert result.record["message"].endswith("(at its first row)")
+
+
 def test_a_solve_past_its_timeout_becomes_a_failed_record(smoke):
     result = run_sample(smoke.model_copy(update={"timeout_s": 0.001}), 0, cache=ModelCache(max_size=1))
     assert result.record["status"] == "failed" and result.series is None
