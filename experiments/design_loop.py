@@ -182,7 +182,8 @@ def _targets(result: dict) -> dict:
     """The issue's targets: regret <= 1 %, hypervolume >= 97 %, <= 10 % of the direct study's trials."""
     checks = {"reference_fraction": (result["reference_fraction"], 0.10, "max")}
     if "objective_gap_pct" in result:
-        checks["regret_pct"] = (abs(result["objective_gap_pct"]), 1.0, "max")
+        # the gap is positive where the loop's best is worse; a loop that beats the direct study has no regret
+        checks["regret_pct"] = (max(result["objective_gap_pct"], 0.0), 1.0, "max")
     if "hypervolume_ratio" in result:
         checks["hypervolume_ratio"] = (result["hypervolume_ratio"], 0.97, "min")
     return {key: {"value": value, "bound": bound,
