@@ -44,14 +44,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from hybrid.data.columns import VOLTAGE
 from hybrid.surrogate.batches import ResidualBatch, physics_batch, scatter
-from hybrid.surrogate.control import ControlStep, control_steps
+from hybrid.surrogate.control import ControlStep, StepPlan, control_steps
 from hybrid.train import TrainedModel
 from sim.cells import CellSpec
 from sim.corpus import PHYSICS_VOLTAGE_MARGIN_V
@@ -69,66 +68,13 @@ BATCH_SIZE = 256             # designs advanced together
 STOICHIOMETRIES = ("X-averaged negative particle surface stoichiometry",
                    "X-averaged positive particle surface stoichiometry")
 
-# --- one design's place in its protocol ----------------------------------------------------
-
-
-@dataclass
-class _Plan:
-    """Where a design is in its protocol: the step, its sample times, a CV hold's learning."""
-
-    steps: list[ControlStep]
-    window: tuple[float, float]                                      # of the corrected voltage
-    physics_window: tuple[float, float]                              # where the residual was trained
-    index: int = -1
-    times: np.ndarray = field(default_factory=lambda: np.empty(0))  # the step's sample times [s]
-    sample: int = 0                                                  # the next of them
-    start_s: float = 0.0
-    held: list[float] = field(default_factory=list)                 # a CV hold's accepted currents
-    slope: float | None = None                                       # its d(voltage)/d(current)
-    attempts: list[tuple[float, float]] = field(default_factory=list)  # this interval's (current, error)
-    ending: bool = False                                             # the interval now solved ends the step
-    crossing: tuple[float, list] | None = None                       # (limit, (dt, voltage) tried) being refined
-    saturation: list[float] | None = None                           # [valid dt, invalid dt, tries] bisected
-    notes: list[str] = field(default_factory=list)                  # steps ended where the physics left its range
-    status: str = "ok"
-    message: str = ""
-
-    @property
-    def step(self) -> ControlStep:
-        return self.steps[self.index]
-
-    @property
-    def done(self) -> bool:
-        return self.index >= len(self.steps) or self.status != "ok"
-
-    def open(self, time_s: float, current_A: float) -> None:
-        """Start the step at ``time_s``."""
-        step = self.step
-        count = max(int(np.ceil(step.duration_s / step.period_s - 1e-9)), 1)
-        self.times = time_s + np.minimum(np.arange(1, count + 1) * step.period_s, step.duration_s)
-        self.sample, self.start_s, self.held, self.attempts, self.ending = 0, time_s, [], [], False
-        self.crossing, self.saturation = None, None
-
-    def toward_cutoff(self, current: float) -> bool:
-        """The step drives the cell toward its voltage cut-off (discharging to a lower one or
-        charging to an upper one)."""
-        step = self.step
-        return step.mode == "current" and step.cutoff_V is not None and current != 0.0
-
-    def current_at(self, time_s: float) -> float:
-        step = self.step
-        if step.profile is None:
-            return step.value
-        return float(np.interp(time_s - self.start_s, *step.profile))
-
-
 class Lockstep:
     """Every design's protocol, one sample interval of all of them per iteration."""
 
     def __init__(self, physics, residual: ResidualBatch, steps: list[list[ControlStep]]):
         self.physics, self.residual = physics, residual
         self.count = len(steps)
-        self.plans = [_Plan(design_steps, (window.lower - SAFETY_MARGIN_V, window.upper + SAFETY_MARGIN_V),
+        self.plans = [StepPlan(design_steps, (window.lower - SAFETY_MARGIN_V, window.upper + SAFETY_MARGIN_V),
                             (window.lower - PHYSICS_VOLTAGE_MARGIN_V, window.upper + PHYSICS_VOLTAGE_MARGIN_V))
                       for design_steps, window in zip(steps, physics.windows)]
         self.state = physics.initial_state()
@@ -264,7 +210,7 @@ class Lockstep:
         plan.ending = plan.sample >= len(plan.times)
         return None
 
-    def _bisect_saturation(self, d: int, plan: _Plan, dt: float, current: float,
+    def _bisect_saturation(self, d: int, plan: StepPlan, dt: float, current: float,
                            valid: bool) -> tuple[float, float, float] | None:
         """Where within the interval the physics leaves its range (module docstring): bisect the
         interval's length SATURATION_TRIES times, then end the step at the longest valid one
@@ -290,7 +236,7 @@ class Lockstep:
         return None
 
     @staticmethod
-    def _refine_crossing(plan: _Plan, dt: float, current: float, voltage: float) -> tuple[float, float, float] | None:
+    def _refine_crossing(plan: StepPlan, dt: float, current: float, voltage: float) -> tuple[float, float, float] | None:
         """Where within the interval the corrected voltage reaches the crossed limit: regula falsi
         on the interval's length, to CV_TOLERANCE_V or CV_ITERATIONS solves; then the step ends."""
         limit, points = plan.crossing
@@ -309,7 +255,7 @@ class Lockstep:
         fraction = 0.5 if change == 0 else float(np.clip((limit - before[1]) / change, 0.0, 1.0))
         return max(before[0] + fraction * (after[0] - before[0]), 1e-3), current, current
 
-    def _review_hold(self, plan: _Plan, dt: float, current: float, error: float) -> tuple[float, float, float] | None:
+    def _review_hold(self, plan: StepPlan, dt: float, current: float, error: float) -> tuple[float, float, float] | None:
         plan.attempts.append((current, error))
         if abs(error) > CV_TOLERANCE_V and len(plan.attempts) < CV_ITERATIONS:
             (i0, e0), (i1, e1) = (plan.attempts[-2], plan.attempts[-1]) if len(plan.attempts) > 1 else \
