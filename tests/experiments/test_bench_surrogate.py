@@ -3,25 +3,14 @@ errors and targets, with speedups that are the ratio of the two timings it repor
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
+from tests.experiments.script import load_script
 from tests.hybrid.conftest import one_thread, smoke_corpus_dir, smoke_run_dir  # noqa: F401 (fixtures)
 
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "bench_surrogate.py"
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_surrogate", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_quick_bench_times_both_models_on_the_same_designs(smoke_run_dir, capsys):  # noqa: F811 (a fixture)
-    bench = load_bench()
+    bench = load_script("bench_surrogate")
     figures = bench.main(["--quick", "--run", str(smoke_run_dir), "--batch-sizes", "1", "2", "--repeats", "1",
                           "--reference-designs", "1"])
 

@@ -3,7 +3,6 @@ writes its table, plot and figures, and shows the part of its claim that holds e
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -13,16 +12,9 @@ import torch
 
 from sim.config import load_config
 from sim.corpus.generate import CorpusSpec, generate_corpus
+from tests.experiments.script import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_script(name: str):
-    """The module of experiments/NAME.py (experiments/ is a folder of scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"claims_{name}", ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(autouse=True)

@@ -1,28 +1,15 @@
 """Smoke run of experiments/sim_to_real.py on three measured A123 tests with tiny settings."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 
 from hybrid.train.recipes import FINETUNE_CANDIDATES
+from tests.experiments.script import load_script
 from tests.real_data import REAL_DATA, needs_a123
-
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "sim_to_real.py"
-
-
-def load_experiment():
-    spec = importlib.util.spec_from_file_location("sim_to_real", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
 
 @needs_a123
 def test_quick_run_scores_every_model_on_held_out_tests(tmp_path):
-    experiment = load_experiment()
+    experiment = load_script("sim_to_real")
     figures = experiment.main(["--data-dir", str(REAL_DATA), "--out", str(tmp_path / "out"), "--quick"])
 
     out = tmp_path / "out"

@@ -1,27 +1,14 @@
 """experiments/transfer_study.py: bad options are one-line errors; a --quick run on the A123 tests
 (one fold, ~30 s) scores every model on the held-out test without letting it into any step."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from sim.errors import ConfigError
+from tests.experiments.script import load_script
 from tests.real_data import REAL_DATA, needs_a123
-
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "transfer_study.py"
-
-
-def load_experiment():
-    spec = importlib.util.spec_from_file_location("transfer_study", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--dataset", "samsung30q", "--folds", "loto"], "--folds loto: allowed for samsung30q: loco"),
@@ -29,7 +16,7 @@ def load_experiment():
     (["--dataset", "a123", "--validation", "5"], "--validation 5: allowed only with --held-out"),
 ])
 def test_bad_options_name_the_option(argv, message, tmp_path):
-    experiment = load_experiment()
+    experiment = load_script("transfer_study")
     with pytest.raises(ConfigError, match=message):
         experiment.main([*argv, "--out", str(tmp_path)])
 
@@ -37,7 +24,7 @@ def test_bad_options_name_the_option(argv, message, tmp_path):
 @pytest.mark.slow
 @needs_a123
 def test_quick_run_scores_every_model_on_a_held_out_test_it_never_saw(tmp_path):
-    experiment = load_experiment()
+    experiment = load_script("transfer_study")
     out = tmp_path / "out"
     figures = experiment.main(["--dataset", "a123", "--data-dir", str(REAL_DATA), "--out", str(out), "--quick"])
 
