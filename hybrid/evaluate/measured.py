@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import glob
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +39,7 @@ from hybrid.evaluate.predict import Predictions, RecordPrediction
 from hybrid.evaluate.rows import scored_rows
 from hybrid.train import PHYSICS
 from sim.errors import ConfigError, DataError
+from sim.measured.records import record_capacity_Ah
 from sim.measured.spec import resolve_data_dir
 
 if TYPE_CHECKING:
@@ -81,14 +81,12 @@ def capacity_Ah(corpus: Corpus, sample_id: int) -> float:
 
 
 def _capacity(corpus: Corpus, sample_id: int) -> tuple[float, str]:
-    """:func:`capacity_Ah` and where it came from ("throughput" or "physics")."""
-    throughput = float(corpus.samples.loc[sample_id].get("throughput_capacity_Ah", math.nan))
-    if math.isfinite(throughput):
-        return throughput, "throughput"
-    if not math.isfinite(corpus.cells[sample_id].capacity_Ah):
+    """:func:`capacity_Ah` and where it came from (:func:`sim.measured.records.record_capacity_Ah`)."""
+    capacity, source = record_capacity_Ah(corpus.samples.loc[sample_id].to_dict())
+    if not source:
         raise DataError(f"sample {sample_id}: throughput_capacity_Ah and physics_capacity_Ah are missing; allowed: "
                         "a corpus written by hybat pair-measured")
-    return corpus.cells[sample_id].capacity_Ah, "physics"
+    return capacity, source
 
 
 def reference_soc(cell: Record, capacity: float) -> np.ndarray:

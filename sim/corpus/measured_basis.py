@@ -66,10 +66,10 @@ def with_measured_basis(spec, profiles: Path):
     manifest = _paired_manifest(basis.corpus)
     data = spec.model_dump()
     data["protocols"] = [*data["protocols"], *(
-        {"weight": basis.weight, "protocol": {"kind": "dynamic", "current_csv": str(profiles / f"test_{i}.csv"),
-                                              "peak_c_rate": round(peak_A / capacity_Ah, 4)},
-         "ambient_temperatures_K": [ambient_K] if basis.at_measured_temperature else None}
-        for i, peak_A, capacity_Ah, ambient_K in _replayed(basis))]
+        {"weight": basis.weight, "protocol": {"kind": "dynamic", "current_csv": str(profiles / f"test_{row.sample_id}.csv"),
+                                              "peak_c_rate": round(_peak_A(basis.corpus, row) / _capacity_Ah(row), 4)},
+         "ambient_temperatures_K": [float(row.ambient_temperature_K)] if basis.at_measured_temperature else None}
+        for row in _replayed(basis).itertuples())]
     if basis.calibrated_cell:
         cell, physics = _calibrated_cell_and_physics(manifest, basis.corpus)
         data.update(cell=cell.model_dump(), physics=physics.model_dump())
@@ -81,7 +81,7 @@ def write_replay_profiles(basis: MeasuredBasis | None, profiles: Path) -> None:
     if basis is None:
         return
     profiles.mkdir(parents=True, exist_ok=True)
-    for sample_id, *_ in _replayed(basis):
+    for sample_id in _replayed(basis)["sample_id"]:
         path = profiles / f"test_{sample_id}.csv"
         if not path.exists():
             series = _series(basis.corpus, sample_id)
@@ -100,21 +100,23 @@ def _paired_manifest(corpus: Path) -> dict:
     return manifest
 
 
-def _replayed(basis: MeasuredBasis) -> list[tuple[int, float, float, float]]:
-    """(sample_id, peak |current| [A], capacity [A.h], ambient [K]) of every record ``basis`` replays."""
+def _replayed(basis: MeasuredBasis) -> pd.DataFrame:
+    """The samples-table rows of the records ``basis`` replays."""
     samples = pd.read_parquet(Path(basis.corpus) / "samples.parquet")
     usable = samples[samples["status"].isin(USABLE)]
     chosen = usable[[any(fnmatch.fnmatchcase(str(f), p) for p in basis.replay) for f in usable["file"]]]
     if basis.replay and chosen.empty:
         raise ConfigError(f"measured.replay = {basis.replay}: matches no usable record; allowed: patterns on "
                           f"{', '.join(map(str, usable['file']))}")
-    replayed = []
-    for row in chosen.itertuples():
-        peak_A = float(np.max(np.abs(_series(basis.corpus, row.sample_id)["Current [A]"])))
-        if not peak_A > 0.0:
-            raise DataError(f"measured record {row.file}: no current to replay")
-        replayed.append((int(row.sample_id), peak_A, _capacity_Ah(row), float(row.ambient_temperature_K)))
-    return replayed
+    return chosen
+
+
+def _peak_A(corpus: Path, row) -> float:
+    """The record's largest |current| [A]."""
+    peak_A = float(np.max(np.abs(_series(corpus, row.sample_id)["Current [A]"])))
+    if not peak_A > 0.0:
+        raise DataError(f"measured record {row.file}: no current to replay")
+    return peak_A
 
 
 def _series(corpus: Path, sample_id: int) -> pd.DataFrame:
@@ -123,13 +125,15 @@ def _series(corpus: Path, sample_id: int) -> pd.DataFrame:
 
 
 def _capacity_Ah(row) -> float:
-    """The measured cell's capacity [A.h] that scales a replay to C-rates: its throughput
-    capacity when the test ran full to empty, else the calibrated physics cell's."""
-    for name in ("throughput_capacity_Ah", "physics_capacity_Ah"):
-        value = getattr(row, name, None)
-        if value is not None and np.isfinite(value) and value > 0:
-            return float(value)
-    raise DataError(f"measured record {row.file}: no capacity to scale its current by")
+    """The measured cell's capacity [A.h] that scales a replay to C-rates (the rule of
+    :func:`sim.measured.records.record_capacity_Ah`)."""
+    # imported here: sim.measured imports sim.corpus (its writer), so not at module level
+    from sim.measured.records import record_capacity_Ah
+
+    capacity, _ = record_capacity_Ah(row._asdict())
+    if not np.isfinite(capacity):
+        raise DataError(f"measured record {row.file}: no capacity to scale its current by")
+    return capacity
 
 
 def _calibrated_cell_and_physics(manifest: dict, corpus: Path) -> tuple:

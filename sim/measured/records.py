@@ -5,8 +5,11 @@ cut-off voltage), with its net discharge.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -127,3 +130,15 @@ def measured_net_discharge(spec: PairingSpec, test: MeasuredTest, measured: Meas
     the throughput capacity when the test runs from full to empty."""
     companions = [load_test(spec, path, test.ambient_temperature_K) for path in test.companions]
     return throughput_capacity([measured, *companions])
+
+
+def record_capacity_Ah(row: Mapping[str, Any]) -> tuple[float, str]:
+    """The capacity [A.h] of a paired measured record (its samples-table row) that scales its
+    current to C-rates and counts its SOC from full: its throughput capacity when the test ran
+    full to empty ("throughput"), else the calibrated physics cell's ("physics"); (nan, "")
+    when neither is known."""
+    for name, source in (("throughput_capacity_Ah", "throughput"), ("physics_capacity_Ah", "physics")):
+        value = row.get(name)
+        if value is not None and math.isfinite(float(value)) and float(value) > 0.0:
+            return float(value), source
+    return math.nan, ""
