@@ -4,7 +4,7 @@
 Usage:
     python experiments/transfer_study.py --dataset a123|samsung30q --out DIR [--data-dir DIR] [--work DIR]
         [--folds loto|fixed|all|loco] [--held-out VALUE ...] [--validation VALUE ...] [--seeds N]
-        [--resample-period-s S] [--workers N] [--quick]
+        [--resample-period-s S] [--workers N] [--curve] [--quick]
 
     --dataset     a123: the A123 dynamic tests, folds by chamber temperature (values in degC);
                   samsung30q: the Samsung 30Q HPPC and rate tests, folds by cell (values: cell ids)
@@ -16,6 +16,9 @@ Usage:
     --seeds       seeds 0 .. N-1 for every trained model (default 3); tables: mean ± sd over them
     --work        pairings, synthetic corpora and runs (default OUT/work); all of it is resumed
     --workers     generate the synthetic corpora on a local Ray runtime with N CPUs (default: serial)
+    --curve       also the data-efficiency curve: per fold, the hybrid from scratch and fine-tuned
+                  trained on the first 1 ... N-1 of its N training tests (same validation, same
+                  pretrained run: only the measured voltages are cut), next to the full runs
     --quick       smoke run: 60 s grid, 2 epochs, 4 synthetic cells, 1 seed, the first fold
 
 The chain per fold (the library and CLI steps of the README's sim-to-real workflow): the tests are
@@ -33,7 +36,8 @@ order; calibration: the pairing config's test, or the training test standing in 
 held out). Every figure is a mean ± sd over seeds (physics and ECM are deterministic).
 
 Samsung: the HPPC and rate tests are paired together, calibrated as samsung30q_hppc.yaml says, so
-a held-out rate cell is a new cell to the same physics. Not here yet: a data-efficiency curve.
+a held-out rate cell is a new cell to the same physics. The curve's order: the calibration test
+first, then each time the training test farthest in temperature from those taken.
 Writes OUT/results.md and OUT/figures.json; prints the tables and one JSON line.
 """
 
@@ -53,7 +57,7 @@ from typing import Any
 
 import pandas as pd
 
-from hybrid.data import Fold, fold_of, group_label, leave_one_out
+from hybrid.data import Fold, fold_of, group_label, leave_one_out, training_order
 from hybrid.evaluate import evaluate_run, format_mean_sd, json_safe, markdown_table, over_seeds
 from hybrid.train import SUMMARY, TrainRunConfig, read_run_file, torch_threads
 from hybrid.train.run import METRICS, train_from_config
@@ -90,6 +94,7 @@ DATASETS = {
 }
 QUICK = {"resample_period_s": 60.0, "epochs": 2, "synthetic_cells": 4, "seeds": 1}
 VARIANTS = {"scratch": None, "zero_shot": "none", "fine_tuned": "choose"}  # run -> finetune.recipe
+CURVE = ("scratch", "fine_tuned")  # the data-efficiency curve's runs
 # table column -> (run, model in its per_test scores; None: the fine-tune config's first hybrid)
 COLUMNS = {"physics_nominal": ("scratch", "physics_nominal"), "physics": ("scratch", "physics"),
            "ecm": ("scratch", "ecm"), "black_box": ("scratch", "black_box"), "hybrid_scratch": ("scratch", None),
@@ -113,6 +118,7 @@ class Settings:
     epochs: int | None = None  # None: the configs'
     synthetic_cells: int | None = None
     workers: int | None = None
+    curve: bool = False
     quick: bool = False
 
 
@@ -189,26 +195,49 @@ def evaluated(run_dir: Path, corpus: Path) -> list[dict[str, Any]]:
     return [row for row in read_run_file(run_dir / METRICS)["per_test"] if row["split"] == "test"]
 
 
-def run_fold(settings: Settings, fold: Fold, work: Path) -> dict[str, list[list[dict]]]:
-    """Every run of ``fold``: run variant -> per seed, the held-out per_test rows."""
+def measured_run(settings: Settings, fold: Fold, pairing: Path, run_dir: Path, seed: int, recipe: str | None,
+                 pretrain: Path, train_files: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """One run on the measured tests (from scratch when ``recipe`` is None, else from ``pretrain``),
+    trained on ``train_files`` (None: all the fold's), and its held-out per_test rows."""
+    by_column = {"column": "file", "test": [glob.escape(f) for f in fold.test_files],
+                 "val": [glob.escape(f) for f in fold.val_files]}
+    if train_files is not None:
+        by_column["train"] = [glob.escape(f) for f in train_files]
+    overrides = [f"splits.by_column={json.dumps(by_column)}", f"train.seed={seed}",
+                 f"name={json.dumps(fold.name + '_' + run_dir.name)}"]
+    overrides += [] if recipe is None else [f"finetune.recipe={recipe}"]
+    first_scratch = recipe is None and seed == 0 and train_files is None
+    overrides += [] if first_scratch else ["evaluation.ecm=null"]  # the ECM is fitted once
+    run = trained(run_config(settings, settings.dataset.finetune, overrides), pairing, run_dir,
+                  None if recipe is None else pretrain)
+    return evaluated(run, pairing)
+
+
+Runs = dict[str, list[list[dict]]]  # run variant -> per seed, the held-out per_test rows
+
+
+def run_fold(settings: Settings, fold: Fold, work: Path) -> tuple[Runs, dict[int, Runs], tuple[str, ...]]:
+    """Every run of ``fold``; with --curve, per count k of training tests (1 ... N-1) the scratch
+    and fine-tuned runs on the first k of them; and the training tests in the order they are added."""
     pairing = paired(settings, work, fold.calibration_file)
     corpus = synthetic(settings, fold, pairing, work)
-    by_column = json.dumps({"column": "file", "test": [glob.escape(f) for f in fold.test_files],
-                            "val": [glob.escape(f) for f in fold.val_files]})
+    order = training_order(pd.read_parquet(pairing / "samples.parquet"), fold)
+    counts = range(1, len(order)) if settings.curve else range(0)
     runs = work / "runs" / pairing.name / corpus.name / fold.name  # a changed grid or calibration: new runs
-    rows: dict[str, list[list[dict]]] = {variant: [] for variant in VARIANTS}
+    rows: Runs = {variant: [] for variant in VARIANTS}
+    curve: dict[int, Runs] = {k: {variant: [] for variant in CURVE} for k in counts}
     for seed in range(settings.seeds):
         pretrain = trained(run_config(settings, settings.dataset.pretrain, [f"train.seed={seed}"]), corpus,
                            work / "pretrain" / pairing.name / corpus.name / f"seed{seed}")
         for variant, recipe in VARIANTS.items():
-            overrides = [f"splits.by_column={by_column}", f"train.seed={seed}",
-                         f"name={json.dumps(fold.name + '_' + variant)}"]
-            overrides += [] if recipe is None else [f"finetune.recipe={recipe}"]
-            overrides += [] if recipe is None and seed == 0 else ["evaluation.ecm=null"]  # the ECM is fitted once
-            run_dir = trained(run_config(settings, settings.dataset.finetune, overrides), pairing,
-                              runs / f"seed{seed}" / variant, None if recipe is None else pretrain)
-            rows[variant].append(evaluated(run_dir, pairing))
-    return rows
+            rows[variant].append(measured_run(settings, fold, pairing, runs / f"seed{seed}" / variant, seed, recipe,
+                                              pretrain))
+        for k in counts:
+            for variant in CURVE:
+                curve[k][variant].append(measured_run(settings, fold, pairing, runs / f"seed{seed}" /
+                                                      f"first{k}_{variant}", seed, VARIANTS[variant], pretrain,
+                                                      order[:k]))
+    return rows, curve, order
 
 
 def plan(samples: pd.DataFrame, settings: Settings, folds: str, held_out: list[str],
@@ -245,6 +274,31 @@ def test_rows(fold: Fold, runs: dict[str, list[list[dict]]], hybrid: str) -> lis
                                                     for key in ("rmse_soc_5_95_mV", "soc_mae_pct")}}
         rows.append(row)
     return rows
+
+
+def curve_rows(fold: Fold, runs: Runs, curve: dict[int, Runs], order: tuple[str, ...],
+               hybrid: str) -> list[dict[str, Any]]:
+    """The data-efficiency curve of ``fold``, a row per count of training tests (the last: the
+    fold's own runs): the test added, and per run the held-out mean RMSE inside 5-95 % SOC [mV],
+    {mean, sd} over seeds."""
+    def held_out_mean(per_test: list[dict]) -> float | None:
+        found = [row["scores"][hybrid]["rmse_soc_5_95_mV"] for row in per_test if hybrid in row["scores"]]
+        found = [value for value in found if value is not None]
+        return sum(found) / len(found) if found else None
+
+    points = {**curve, len(order): {variant: runs[variant] for variant in CURVE}}
+    return [{"fold": fold.name, "kind": fold.kind, "train_tests": k, "added": order[k - 1],
+             **{variant: over_seeds([held_out_mean(seed) for seed in points[k][variant]]) for variant in CURVE}}
+            for k in sorted(points)]
+
+
+def curve_target(curve: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Pretraining never hurts: fine-tuned at or below scratch (seed means) at every point."""
+    judged = [row for row in curve if None not in (row["scratch"]["mean"], row["fine_tuned"]["mean"])]
+    if not judged:
+        return None
+    below = [row["fine_tuned"]["mean"] <= row["scratch"]["mean"] for row in judged]
+    return {"points": len(judged), "fine_tuned_at_or_below_scratch": sum(below), "met": all(below)}
 
 
 def summarise_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -298,6 +352,15 @@ def markdown(figures: dict[str, Any]) -> str:
                                   [[target["target"], "–" if target["value"] is None else f"{target['value']:.2f}",
                                     {True: "yes", False: "no", None: "n/a"}[target["met"]]]
                                    for target in summary["targets"]])]
+    if figures["curve"]:
+        target = figures["curve_target"]
+        blocks += [(f"Data-efficiency curve: held-out mean RMSE inside 5–95 % SOC [mV] of the hybrid trained on the "
+                    f"first k training tests (added in the order of hybrid.data.folds); fine-tuned at or below "
+                    f"scratch at {target['fine_tuned_at_or_below_scratch']} of {target['points']} points."),
+                   markdown_table(["fold", "k", "test added", "hybrid, scratch", "hybrid fine-tuned"],
+                                  [[row["fold"], row["train_tests"], Path(row["added"]).name.split(".")[0],
+                                    *(format_mean_sd(row[v]["mean"], row[v]["sd"], show_sd=settings["seeds"] > 1)
+                                      for v in CURVE)] for row in figures["curve"]])]
     return "\n\n".join(blocks)
 
 
@@ -307,13 +370,16 @@ def run(settings: Settings, name: str, args: argparse.Namespace, work: Path) -> 
     samples = samples_with_groups(paired(settings, work), settings.dataset)
     folds = plan(samples, settings, args.folds or settings.dataset.fold_kinds[0], args.held_out, args.validation)
     hybrid = read_yaml(CONFIGS / "train" / settings.dataset.finetune)["models"][0]["name"]
-    rows = []
+    rows, curve = [], []
     for fold in folds:
         logging.getLogger(__name__).info("fold %s: calibrated on %s", fold.name, fold.calibration_file)
-        rows += test_rows(fold, run_fold(settings, fold, work), hybrid)
+        runs, fold_curve, order = run_fold(settings, fold, work)
+        rows += test_rows(fold, runs, hybrid)
+        curve += curve_rows(fold, runs, fold_curve, order, hybrid) if settings.curve else []
     kinds = sorted({row["kind"] for row in rows})
     figures = {"experiment": "transfer_study", "dataset": name, "data_dir": os.environ[REAL_DATA_VARIABLE],
                "settings": asdict(settings), "folds": [asdict(fold) for fold in folds], "tests": rows,
+               "curve": curve, "curve_target": curve_target(curve),
                "summary": {kind: summarise_rows([row for row in rows if row["kind"] == kind]) for kind in kinds},
                "wall_s": round(time.perf_counter() - started, 1)}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -333,6 +399,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--validation", nargs="+", default=[])
     for flag, kind in (("--seeds", int), ("--resample-period-s", float), ("--workers", int)):
         parser.add_argument(flag, type=kind, default=None)
+    parser.add_argument("--curve", action="store_true")
     parser.add_argument("--quick", action="store_true")
     return parser.parse_args(argv)
 
@@ -352,7 +419,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     given = {"seeds": args.seeds, "resample_period_s": args.resample_period_s}
     return Settings(dataset, **{"resample_period_s": dataset.resample_period_s, **quick,
                                 **{key: value for key, value in given.items() if value is not None}},
-                    workers=args.workers, quick=args.quick)
+                    workers=args.workers, curve=args.curve, quick=args.quick)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

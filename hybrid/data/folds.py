@@ -15,6 +15,9 @@ Nothing is chosen on a held-out test:
   cell in order (cyclic).
 - **calibration**: the configured calibration test, unless it is held out; then the training
   test of its tag nearest it in ambient temperature, ties by file name.
+- **training order** (a data-efficiency curve trains on the first 1 ... N): the calibration test
+  first, then each time the test farthest in ambient temperature from those taken (covering the
+  range as an experimenter would), ties by file name.
 """
 
 from __future__ import annotations
@@ -128,6 +131,20 @@ def _fold(kind: str, groups: list[FoldGroup], held_out: list[FoldGroup], validat
     name = "+".join(group_label(g.key) for g in held_out) + "_val_" + "+".join(group_label(g.key) for g in validation)
     return Fold(name, kind, tuple(g.key for g in held_out), tuple(g.key for g in validation), files["test"],
                 files["val"], files["train"], _calibration(samples, calibration_file, files))
+
+
+def training_order(samples: pd.DataFrame, fold: Fold) -> tuple[str, ...]:
+    """The fold's training tests in the order a data-efficiency curve adds them (the module's rule)."""
+    temperature = samples.set_index("file")[TEMPERATURE_COLUMN]
+    left = sorted(fold.train_files)
+    taken = [fold.calibration_file] if fold.calibration_file in left else [left[0]]
+    left.remove(taken[0])
+    while left:
+        farthest = min(left, key=lambda file: (  # distances to 0.01 K, as the calibration rule
+            -round(min(abs(temperature[file] - temperature[other]) for other in taken), 2), file))
+        taken.append(farthest)
+        left.remove(farthest)
+    return tuple(taken)
 
 
 def _calibration(samples: pd.DataFrame, configured: str, files: dict[str, tuple[str, ...]]) -> str:

@@ -47,12 +47,14 @@ class UnseenDesignSplit(StrictModel):
 class ByColumnSplit(StrictModel):
     """Cells chosen by a column of the corpus's samples table (e.g. a measured corpus's ``file``
     or ``ambient_temperature_K``): those whose value is in ``test`` are tested, in ``val``
-    validated, the rest trained on. Numbers match within 1e-6 relative; text matches as a glob
+    validated, in ``train`` trained on (null: all the rest; a list leaves the others unused, as a
+    data-efficiency curve does). Numbers match within 1e-6 relative; text matches as a glob
     pattern ("dyn/*m15C*")."""
 
     column: str
     test: list[float | str] = Field(default_factory=list)
     val: list[float | str] = Field(min_length=1)
+    train: list[float | str] | None = Field(None, min_length=1)
 
 
 class UnseenTemperatureSplit(StrictModel):
@@ -170,22 +172,23 @@ def _unseen_design(corpus: Corpus, candidates: list[int], option: UnseenDesignSp
 
 
 def _cut_by_column(corpus: Corpus, sample_ids: list[int], options: SplitOptions) -> dict[str, list[int]]:
-    """Test and val cells by their value in ``by_column.column``; the rest train."""
+    """Test, val and train cells by their value in ``by_column.column`` (train: the rest unless listed)."""
     option = options.by_column
     if option.column not in corpus.samples.columns:
         raise ConfigError(f"splits.by_column.column = {option.column!r}: not a column of the corpus's samples; "
                           f"allowed: {', '.join(map(str, corpus.samples.columns))}")
     values = {i: corpus.samples.loc[i, option.column] for i in sample_ids}
     chosen = {}
-    for split in ("test", "val"):
-        for wanted in getattr(option, split):
+    for split in ("test", "val", "train"):
+        for wanted in getattr(option, split) or []:
             matched = [i for i, value in values.items() if _matches(value, wanted)]
             if not matched:
                 raise ConfigError(f"splits.by_column.{split}: {wanted!r} matches no usable cell's "
                                   f"{option.column}; allowed: {', '.join(sorted({str(v) for v in values.values()}))}")
             chosen.update({i: split for i in matched if i not in chosen})
-    result = {split: sorted(i for i, s in chosen.items() if s == split) for split in ("test", "val")}
-    result["train"] = sorted(i for i in sample_ids if i not in chosen)
+    result = {split: sorted(i for i, s in chosen.items() if s == split) for split in ("test", "val", "train")}
+    if option.train is None:
+        result["train"] = sorted(i for i in sample_ids if i not in chosen)
     if not result["train"]:
         raise ConfigError(f"splits.by_column leaves no training cell; allowed: test and val values that leave "
                           f"some of the {len(sample_ids)} cells")

@@ -26,7 +26,8 @@ def test_bad_options_name_the_option(argv, message, tmp_path):
 def test_quick_run_scores_every_model_on_a_held_out_test_it_never_saw(tmp_path):
     experiment = load_script("transfer_study")
     out = tmp_path / "out"
-    figures = experiment.main(["--dataset", "a123", "--data-dir", str(REAL_DATA), "--out", str(out), "--quick"])
+    figures = experiment.main(["--dataset", "a123", "--data-dir", str(REAL_DATA), "--out", str(out), "--quick",
+                               "--curve"])
 
     assert (out / "results.md").is_file() and json.loads((out / "figures.json").read_text())["tests"]
     [fold] = figures["folds"]
@@ -46,3 +47,15 @@ def test_quick_run_scores_every_model_on_a_held_out_test_it_never_saw(tmp_path):
         splits = json.loads(summary.read_text())["splits"]
         assert set(splits["test"]) == held_out_ids and not held_out_ids & {*splits["train"], *splits["val"]}
     assert row["zero_shot"]["rmse_soc_5_95_mV"]["mean"] != row["hybrid_scratch"]["rmse_soc_5_95_mV"]["mean"]
+    # the curve trains on the first k training tests, calibration test first, and ends with the full runs
+    curve = figures["curve"]
+    assert [point["train_tests"] for point in curve] == list(range(1, len(fold["train_files"]) + 1))
+    assert curve[0]["added"] == fold["calibration_file"]
+    assert sorted(point["added"] for point in curve) == sorted(fold["train_files"])
+    assert curve[-1]["fine_tuned"]["mean"] == pytest.approx(row["fine_tuned"]["rmse_soc_5_95_mV"]["mean"])
+    for point in curve[:-1]:
+        for variant in experiment.CURVE:
+            [summary] = work.glob(f"runs/*/*/{fold['name']}/seed0/first{point['train_tests']}_{variant}/summary.json")
+            splits = json.loads(summary.read_text())["splits"]
+            added = [point["added"] for point in curve[:point["train_tests"]]]
+            assert sorted(splits["train"]) == sorted(int(samples.loc[file, "sample_id"]) for file in added)

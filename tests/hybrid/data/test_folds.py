@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from hybrid.data import fold_of, leave_one_out
+from hybrid.data import fold_of, leave_one_out, training_order
 from sim.errors import ConfigError
 
 A123_TEMPERATURES_C = (-25, -15, 5, 15, 25, 45)
@@ -75,6 +75,14 @@ def test_a123_fixed_split_matches_the_issue_with_or_without_the_validation_given
         assert fold.validation == (5.0,)
         assert set(fold.train_files) == {a123_file(t) for t in (-25, 25, 45)}
     assert given.name == "-15C+15C_val_5C" and given.kind == "fixed"
+
+
+def test_a_data_efficiency_curve_adds_training_tests_from_the_calibration_test_outward():
+    samples = a123_samples((0, 10, 20, 30, 40, 50))
+    fold = fold_of(samples, group_by="ambient_temperature_K", calibration_file=a123_file(20), held_out=[30.0],
+                   validation=[10.0])
+    # 20 first (calibration), then the farthest from those taken: 50, then 0, then 40 (10 K from 50, 20 from 20)
+    assert training_order(samples, fold) == tuple(a123_file(t) for t in (20, 50, 0, 40))
 
 
 def test_temperatures_never_seen_before_form_their_own_folds():

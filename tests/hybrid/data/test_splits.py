@@ -105,6 +105,9 @@ def test_cells_chosen_by_a_samples_column_go_where_they_are_named(corpus):
     assignment = assign_splits(corpus, options)
     assert assignment.sample_ids("test") == [1, 3] and assignment.sample_ids("val") == [0]
     assert assignment.sample_ids("train") == [i for i in corpus.sample_ids if i not in (0, 1, 3)]
+    listed = assign_splits(corpus, SplitOptions(by_column=ByColumnSplit(column="sample_id", test=[1.0, 3.0],
+                                                                         val=[0.0], train=[4.0, 2.0])))
+    assert listed.sample_ids("train") == [2, 4] and listed.sample_ids("test") == [1, 3]  # the others unused
     named = dataclasses.replace(corpus, samples=corpus.samples.assign(
         file=[f"dyn/cell_{i}_{'hot' if i % 4 == 0 else 'cold'}.csv" for i in corpus.samples.index]))
     by_text = assign_splits(named, SplitOptions(by_column=ByColumnSplit(column="file", val=["dyn/*hot*"])))
