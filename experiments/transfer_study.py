@@ -59,7 +59,7 @@ import pandas as pd
 
 from hybrid.data import Fold, fold_of, group_label, leave_one_out, training_order
 from hybrid.evaluate import evaluate_run, format_mean_sd, json_safe, markdown_table, over_seeds
-from hybrid.train import SUMMARY, TrainRunConfig, read_run_file, torch_threads
+from hybrid.train import RUN_CONFIG, SUMMARY, TrainRunConfig, read_run_file, torch_threads
 from hybrid.train.run import METRICS, train_from_config
 from sim.config import apply_overrides, read_yaml, validate
 from sim.corpus import CorpusSpec, generate_corpus
@@ -181,9 +181,11 @@ def run_config(settings: Settings, name: str, overrides: list[str]) -> TrainRunC
 
 
 def trained(config: TrainRunConfig, corpus: Path, run_dir: Path, init: Path | None = None) -> Path:
-    """``run_dir`` holding the run of ``config`` (trained now unless it finished before)."""
-    if not (run_dir / SUMMARY).is_file():
-        shutil.rmtree(run_dir, ignore_errors=True)  # a run cut short: train_from_config needs a new directory
+    """``run_dir`` holding the run of ``config`` (trained now unless it finished before with the same config)."""
+    finished = (run_dir / SUMMARY).is_file() and (
+        read_run_file(run_dir / RUN_CONFIG) == json.loads(json.dumps(config.model_dump(mode="json"))))
+    if not finished:  # cut short or made with another config: train_from_config needs a new directory
+        shutil.rmtree(run_dir, ignore_errors=True)
         train_from_config(config, corpus, run_dir, init=init)
     return run_dir
 

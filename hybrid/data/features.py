@@ -239,14 +239,19 @@ class Decoded(NamedTuple):
 
 def decode_outputs(outputs: np.ndarray, cell: Record, normalisation: dict[str, Any]) -> Decoded:
     """Model outputs (rows, targets), normalised -> voltage, SOC and temperature over the record
-    (hybrids: the physics value plus the decoded residual)."""
+    (hybrids: the physics value plus the decoded residual; a hybrid without a SOC head reports
+    the physics SOC, which it does not correct)."""
     values = outputs * np.asarray(normalisation["target_std"]) + np.asarray(normalisation["target_mean"])
     targets = normalisation["targets"]
+    hybrid = VOLTAGE_RESIDUAL in targets
 
     def estimate(residual: str, truth: str, physics: str) -> np.ndarray | None:
         if residual in targets:
             return values[:, targets.index(residual)] + cell.columns[physics]
         return values[:, targets.index(truth)] if truth in targets else None
 
-    return Decoded(estimate(VOLTAGE_RESIDUAL, VOLTAGE, PHYSICS_VOLTAGE), estimate(SOC_RESIDUAL, SOC, PHYSICS_SOC),
+    soc = estimate(SOC_RESIDUAL, SOC, PHYSICS_SOC)
+    if soc is None and hybrid:
+        soc = cell.columns.get(PHYSICS_SOC)
+    return Decoded(estimate(VOLTAGE_RESIDUAL, VOLTAGE, PHYSICS_VOLTAGE), soc,
                    estimate(TEMPERATURE_RESIDUAL, TEMPERATURE, PHYSICS_TEMPERATURE))

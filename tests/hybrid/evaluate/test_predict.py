@@ -15,7 +15,7 @@ from hybrid.models.residual_rnn import ResidualRNNConfig
 from hybrid.train.checkpoint import load_trained, seed_everything
 from hybrid.train.config import TrainConfig
 from hybrid.train.loop import fit
-from hybrid.data.columns import PHYSICS_VOLTAGE
+from hybrid.data.columns import PHYSICS_SOC, PHYSICS_VOLTAGE
 
 
 def test_checkpoint_reload_gives_identical_predictions(smoke_corpus_dir, tmp_path):
@@ -44,3 +44,20 @@ def test_physics_prediction_is_the_physics_columns(smoke_corpus_dir):
     cell = next(iter(load_corpus(smoke_corpus_dir).cells.values()))
     prediction = physics_prediction(cell)
     np.testing.assert_array_equal(prediction.voltage_V, cell.columns[PHYSICS_VOLTAGE])
+
+
+def test_a_hybrid_without_a_soc_head_reports_the_physics_soc(smoke_corpus_dir):
+    corpus = load_corpus(smoke_corpus_dir)
+    assignment = assign_splits(corpus, SplitOptions(val_fraction=0.25, test_fraction=0.25))
+    cell = next(iter(corpus.cells.values()))
+    for family, soc_head in (("hybrid", False), ("hybrid", True), ("black_box", False)):
+        normalisation = fit_normalisation(corpus, assignment, FeatureOptions(soc_head=soc_head), family)
+        outputs = np.zeros((cell.rows, len(normalisation["targets"])))  # normalised zeros: the mean residual
+        voltage, soc, _ = decode_outputs(outputs, cell, normalisation)
+        if family == "black_box":
+            assert soc is None  # no SOC head, no physics to fall back on
+        elif soc_head:
+            assert not np.array_equal(soc, cell.columns[PHYSICS_SOC])  # the head's correction is added
+        else:
+            np.testing.assert_array_equal(soc, cell.columns[PHYSICS_SOC])
+        assert voltage.shape == (cell.rows,)
