@@ -33,7 +33,7 @@ _EXPORTS = {
     "hybrid.baselines": ("OCVCurve", "ECMParameters", "ECMRecord", "fit_ecm", "simulate_ecm"),
     "hybrid.surrogate": ("HybridSurrogate", "ReferenceModel", "RunModel", "OperatingConditions", "DesignEvaluation",
                          "METRICS", "MetricOptions", "MassModel"),
-    "hybrid.transfer": ("TransferOptions", "pretrain", "select_by_validation"),
+    "hybrid.transfer": ("StudySettings", "run_study"),
     "hybrid.design": ("DesignProblem", "load_problem", "design_loop", "optimise", "verify", "pareto_front",
                       "hypervolume"),
 }
@@ -51,4 +51,4 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
                                   OperatingConditions, ReferenceModel, RunModel)
     from hybrid.train import (TrainConfig, TrainRunConfig, fit, load_checkpoint, load_trained, seed_everything,
                               train_model, train_run)
-    from hybrid.transfer import TransferOptions, pretrain, select_by_validation
+    from hybrid.transfer import StudySettings, run_study

@@ -25,7 +25,6 @@ from hybrid.data.features import (
     decode_outputs,
     fit_normalisation,
 )
-from hybrid.data.records import by_record_assignment, replay_protocols
 from hybrid.data.splits import (
     SPLIT_NAMES,
     LateLifeSplit,
@@ -35,4 +34,4 @@ from hybrid.data.splits import (
 )
 from hybrid.data.stream import open_corpus, stream_batches, stream_normalisation, stream_splits
 
-__all__ = ['ContextWindow', 'context_features', 'context_size', 'context_targets', 'context_window', 'SequenceBatch', 'AMBIENT', 'CHARGE', 'CURRENT', 'Record', 'Corpus', 'DESIGN_PREFIX', 'FeatureOptions', 'Fold', 'LateLifeSplit', 'PHYSICS_SOC', 'PHYSICS_TEMPERATURE', 'PHYSICS_VOLTAGE', 'SOC', 'SPLIT_NAMES', 'SplitAssignment', 'SplitOptions', 'TEMPERATURE', 'TIME', 'TIME_STEP', 'VOLTAGE', 'VOLTAGE_RESIDUAL', 'assign_splits', 'by_record_assignment', 'cell_inputs', 'cell_targets', 'decode_outputs', 'fit_normalisation', 'fold_of', 'group_label', 'leave_one_out', 'training_order', 'load_corpus', 'make_batches', 'normalise_features', 'replay_protocols', 'open_corpus', 'stream_batches', 'stream_normalisation', 'stream_splits']
+__all__ = ['ContextWindow', 'context_features', 'context_size', 'context_targets', 'context_window', 'SequenceBatch', 'AMBIENT', 'CHARGE', 'CURRENT', 'Record', 'Corpus', 'DESIGN_PREFIX', 'FeatureOptions', 'Fold', 'LateLifeSplit', 'PHYSICS_SOC', 'PHYSICS_TEMPERATURE', 'PHYSICS_VOLTAGE', 'SOC', 'SPLIT_NAMES', 'SplitAssignment', 'SplitOptions', 'TEMPERATURE', 'TIME', 'TIME_STEP', 'VOLTAGE', 'VOLTAGE_RESIDUAL', 'assign_splits', 'cell_inputs', 'cell_targets', 'decode_outputs', 'fit_normalisation', 'fold_of', 'group_label', 'leave_one_out', 'training_order', 'load_corpus', 'make_batches', 'normalise_features', 'open_corpus', 'stream_batches', 'stream_normalisation', 'stream_splits']

@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import pytest
 
+from hybrid.transfer import COLUMNS, CURVE, VARIANTS
 from sim.errors import ConfigError
 from tests.experiments.script import load_script
 from tests.real_data import REAL_DATA, needs_a123
@@ -33,7 +34,7 @@ def test_quick_run_scores_every_model_on_a_held_out_test_it_never_saw(tmp_path):
     [fold] = figures["folds"]
     [row] = figures["tests"]
     assert row["file"] in fold["test_files"] and fold["calibration_file"] not in fold["test_files"]
-    for column in experiment.COLUMNS:  # every model scored, with a plausible error (tens to ~200 mV at -25 degC)
+    for column in COLUMNS:  # every model scored, with a plausible error (tens to ~200 mV at -25 degC)
         assert 1.0 < row[column]["rmse_soc_5_95_mV"]["mean"] < 500.0, column
     # the synthetic corpus replays the training and validation tests' currents only
     work = out / "work"
@@ -42,7 +43,7 @@ def test_quick_run_scores_every_model_on_a_held_out_test_it_never_saw(tmp_path):
     replayed = {int(path.stem.removeprefix("test_")) for path in work.glob("synthetic/*/*/profiles/test_*.csv")}
     assert replayed and not replayed & held_out_ids
     # every run trains and validates on other tests, and the zero-shot hybrid is the pretrained one
-    for variant in experiment.VARIANTS:
+    for variant in VARIANTS:
         [summary] = work.glob(f"runs/*/*/{fold['name']}/seed0/{variant}/summary.json")
         splits = json.loads(summary.read_text())["splits"]
         assert set(splits["test"]) == held_out_ids and not held_out_ids & {*splits["train"], *splits["val"]}
@@ -54,7 +55,7 @@ def test_quick_run_scores_every_model_on_a_held_out_test_it_never_saw(tmp_path):
     assert sorted(point["added"] for point in curve) == sorted(fold["train_files"])
     assert curve[-1]["fine_tuned"]["mean"] == pytest.approx(row["fine_tuned"]["rmse_soc_5_95_mV"]["mean"])
     for point in curve[:-1]:
-        for variant in experiment.CURVE:
+        for variant in CURVE:
             [summary] = work.glob(f"runs/*/*/{fold['name']}/seed0/first{point['train_tests']}_{variant}/summary.json")
             splits = json.loads(summary.read_text())["splits"]
             added = [point["added"] for point in curve[:point["train_tests"]]]
