@@ -4,7 +4,8 @@
 Usage:
     python experiments/transfer_study.py --dataset a123|samsung30q --out DIR [--data-dir DIR] [--work DIR]
         [--folds loto|fixed|all|loco] [--held-out VALUE ...] [--validation VALUE ...] [--seeds N]
-        [--resample-period-s S] [--workers N] [--curve] [--quick]
+        [--resample-period-s S] [--synthetic-cells N] [--workers N] [--curve] [--quick]
+        [--set KEY=VALUE ...] [--corpus-set KEY=VALUE ...]
 
     --dataset     a123: the A123 dynamic tests, folds by chamber temperature (values in degC);
                   samsung30q: the Samsung 30Q HPPC and rate tests, folds by cell (values: cell ids)
@@ -15,6 +16,10 @@ Usage:
                   validation ones (default: the rule below)
     --seeds       seeds 0 .. N-1 for every trained model (default 3); tables: mean ± sd over them
     --work        pairings, synthetic corpora and runs (default OUT/work); all of it is resumed
+    --synthetic-cells  cells of each fold's synthetic corpus (default: the corpus config's)
+    --set         overrides of the pretraining and fine-tuning configs by dotted path, e.g.
+                  features.soc_head=false; --corpus-set: of the synthetic corpus spec, e.g. cells=24
+                  (runs and corpora of other overrides keep their own directories under --work)
     --workers     generate the synthetic corpora on a local Ray runtime with N CPUs (default: serial)
     --curve       also the data-efficiency curve: per fold, the hybrid from scratch and fine-tuned
                   trained on the first 1 ... N-1 of its N training tests (same validation, same
@@ -37,7 +42,7 @@ from typing import Any
 
 from hybrid.evaluate import json_safe
 from hybrid.train import torch_threads
-from hybrid.transfer import DATASETS, QUICK, StudySettings, run_study
+from hybrid.transfer import DATASETS, QUICK, StudySettings, check_overrides, run_study
 from sim.errors import ConfigError, HybatError
 from sim.measured import REAL_DATA_VARIABLE, default_real_data_dir
 
@@ -51,8 +56,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--folds", choices=("all", "loto", "fixed", "loco"), default=None)
     parser.add_argument("--held-out", nargs="+", default=[])
     parser.add_argument("--validation", nargs="+", default=[])
-    for flag, kind in (("--seeds", int), ("--resample-period-s", float), ("--workers", int)):
+    for flag, kind in (("--seeds", int), ("--resample-period-s", float), ("--workers", int),
+                       ("--synthetic-cells", int)):
         parser.add_argument(flag, type=kind, default=None)
+    for flag in ("--set", "--corpus-set"):
+        parser.add_argument(flag, nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--curve", action="store_true")
     parser.add_argument("--quick", action="store_true")
     return parser.parse_args(argv)
@@ -66,14 +74,18 @@ def settings_from(args: argparse.Namespace) -> StudySettings:
     if args.validation and not args.held_out:
         raise ConfigError(f"--validation {' '.join(args.validation)}: allowed only with --held-out")
     for flag, value in (("--seeds", args.seeds), ("--resample-period-s", args.resample_period_s),
-                        ("--workers", args.workers)):
+                        ("--workers", args.workers), ("--synthetic-cells", args.synthetic_cells)):
         if value is not None and value <= 0:
             raise ConfigError(f"{flag} {value}: allowed: a positive number")
     quick = QUICK if args.quick else {}
-    given = {"seeds": args.seeds, "resample_period_s": args.resample_period_s}
-    return StudySettings(dataset, **{"resample_period_s": dataset.resample_period_s, **quick,
-                                **{key: value for key, value in given.items() if value is not None}},
-                    workers=args.workers, curve=args.curve, quick=args.quick)
+    given = {"seeds": args.seeds, "resample_period_s": args.resample_period_s,
+             "synthetic_cells": args.synthetic_cells}
+    settings = StudySettings(dataset, **{"resample_period_s": dataset.resample_period_s, **quick,
+                                         **{key: value for key, value in given.items() if value is not None}},
+                             workers=args.workers, curve=args.curve, quick=args.quick,
+                             corpus_overrides=tuple(args.corpus_set), train_overrides=tuple(args.set))
+    check_overrides(settings)
+    return settings
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

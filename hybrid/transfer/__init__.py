@@ -6,7 +6,7 @@ evaluate).
 - ``tables.py``: per-test tables over seeds, the summary per fold kind and the issue's targets.
 """
 
-from hybrid.transfer.study import DATASETS, QUICK, Dataset, StudySettings, run_fold, run_study
+from hybrid.transfer.study import DATASETS, QUICK, Dataset, StudySettings, check_overrides, run_fold, run_study
 from hybrid.transfer.tables import COLUMNS, CURVE, LABELS, VARIANTS, markdown, summarise_rows
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
            'VARIANTS',
            'Dataset',
            'StudySettings',
+           'check_overrides',
            'markdown',
            'run_fold',
            'run_study',

@@ -29,6 +29,7 @@ Every step resumes what a previous call left in ``work`` (a run: when made with 
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import logging
 import os
@@ -100,6 +101,20 @@ class StudySettings:
     workers: int | None = None
     curve: bool = False
     quick: bool = False
+    corpus_overrides: tuple[str, ...] = ()  # KEY.PATH=VALUE on the synthetic corpus spec
+    train_overrides: tuple[str, ...] = ()  # on the pretraining and fine-tuning configs
+
+
+def overrides_tag(overrides: tuple[str, ...]) -> str:
+    """"" without overrides, else "_set" and a short hash of them: runs of other settings keep their own directories."""
+    return "_set" + hashlib.sha1(json.dumps(list(overrides)).encode()).hexdigest()[:8] if overrides else ""
+
+
+def check_overrides(settings: StudySettings) -> None:
+    """ConfigError naming a --set or --corpus-set override that does not fit its config, before any work."""
+    for name in (settings.dataset.pretrain, settings.dataset.finetune):
+        run_config(settings, name, [])
+    apply_overrides(read_yaml(CONFIGS / "corpus" / settings.dataset.corpus), list(settings.corpus_overrides))
 
 
 def pairing_spec(dataset: Dataset, resample_period_s: float, calibration_file: str | None = None) -> PairingSpec:
@@ -140,19 +155,21 @@ def samples_with_groups(corpus: Path, dataset: Dataset) -> pd.DataFrame:
 
 def synthetic(settings: StudySettings, fold: Fold, pairing: Path, work: Path) -> Path:
     """The synthetic population around ``pairing`` replaying the fold's training and validation tests."""
-    spec = read_yaml(CONFIGS / "corpus" / settings.dataset.corpus)
+    spec = apply_overrides(read_yaml(CONFIGS / "corpus" / settings.dataset.corpus), list(settings.corpus_overrides))
     spec["measured"] = {**spec["measured"], "corpus": str(pairing),
                         "replay": [glob.escape(f) for f in (*fold.train_files, *fold.val_files)]}
     spec["cells"] = settings.synthetic_cells or spec["cells"]
     held = "+".join(group_label(key) for key in fold.held_out)
-    out = work / "synthetic" / pairing.name / f"without_{held}_cells{spec['cells']}"
+    out = (work / "synthetic" / pairing.name /
+           f"without_{held}_cells{spec['cells']}{overrides_tag(settings.corpus_overrides)}")
     generate_corpus(validate(CorpusSpec, spec, settings.dataset.corpus), out, resume=True, progress=False,
                     backend="serial" if settings.workers is None else "ray", workers=settings.workers)
     return out
 
 
 def run_config(settings: StudySettings, name: str, overrides: list[str]) -> TrainRunConfig:
-    """configs/train/``name`` with ``overrides`` (KEY.PATH=VALUE) and --quick's."""
+    """configs/train/``name`` with the settings' train overrides, ``overrides`` (KEY.PATH=VALUE) and --quick's."""
+    overrides = [*settings.train_overrides, *overrides]
     if settings.epochs is not None:
         overrides = [*overrides, f"train.epochs={settings.epochs}"]
     if settings.quick:
@@ -202,12 +219,13 @@ def run_fold(settings: StudySettings, fold: Fold, work: Path) -> tuple[Runs, dic
     corpus = synthetic(settings, fold, pairing, work)
     order = training_order(pd.read_parquet(pairing / "samples.parquet"), fold)
     counts = range(1, len(order)) if settings.curve else range(0)
-    runs = work / "runs" / pairing.name / corpus.name / fold.name  # a changed grid or calibration: new runs
+    tag = overrides_tag(settings.train_overrides)  # a changed grid, calibration or corpus: new runs too
+    runs = work / "runs" / pairing.name / (corpus.name + tag) / fold.name
     rows: Runs = {variant: [] for variant in VARIANTS}
     curve: dict[int, Runs] = {k: {variant: [] for variant in CURVE} for k in counts}
     for seed in range(settings.seeds):
         pretrain = trained(run_config(settings, settings.dataset.pretrain, [f"train.seed={seed}"]), corpus,
-                           work / "pretrain" / pairing.name / corpus.name / f"seed{seed}")
+                           work / "pretrain" / pairing.name / (corpus.name + tag) / f"seed{seed}")
         for variant, recipe in VARIANTS.items():
             rows[variant].append(measured_run(settings, fold, pairing, runs / f"seed{seed}" / variant, seed, recipe,
                                               pretrain))

@@ -15,6 +15,9 @@ from tests.real_data import REAL_DATA, needs_a123
     (["--dataset", "samsung30q", "--folds", "loto"], "--folds loto: allowed for samsung30q: loco"),
     (["--dataset", "a123", "--seeds", "0"], "--seeds 0: allowed: a positive number"),
     (["--dataset", "a123", "--validation", "5"], "--validation 5: allowed only with --held-out"),
+    (["--dataset", "a123", "--set", "features.soc_heat=false"], "unknown key 'features.soc_heat'"),
+    (["--dataset", "a123", "--corpus-set", "cellz=3"], "unknown key 'cellz'"),
+    (["--dataset", "a123", "--synthetic-cells", "0"], "--synthetic-cells 0: allowed: a positive number"),
 ])
 def test_bad_options_name_the_option(argv, message, tmp_path):
     experiment = load_script("transfer_study")
