@@ -4,8 +4,9 @@ One objective: expected improvement (EI) over the best feasible verified design,
 probability of feasibility (PoF). Several objectives: the expected hypervolume improvement
 (EHVI, Monte Carlo) over the verified feasible front, times PoF. The means and sigmas are the
 surrogate's, calibrated on the reference (:mod:`hybrid.design.uncertainty`). A round's picks
-are made one after the other, each assuming the picks before it come out as predicted, and
-never within ``min_distance`` (unit cube of the variables) of a design picked or verified.
+are made one after the other, each assuming the picks before it come out as predicted, never
+within ``min_distance`` (unit cube of the variables) of a design picked or verified, and only
+among designs at least ``min_feasibility`` likely to be feasible while any open one is.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def unit_positions(problem: DesignProblem, params: Sequence[dict[str, float]]) -
 
 
 def choose(problem: DesignProblem, candidates: Sequence[tuple[int, Candidate]], verified: Sequence[Candidate],
-           calibration: Calibration, count: int, min_distance: float, seed: int = 0) -> list[tuple[int, Candidate]]:
+           calibration: Calibration, count: int, min_distance: float, seed: int = 0,
+           min_feasibility: float = 0.0) -> list[tuple[int, Candidate]]:
     """Up to ``count`` candidates by acquisition (module docstring). ``verified``: the reference
     results of the designs verified so far (their params and metrics)."""
     pool = [(n, c) for n, c in candidates if c.status == "ok"]
@@ -62,6 +64,8 @@ def choose(problem: DesignProblem, candidates: Sequence[tuple[int, Candidate]], 
         open_[picks] = False
         if not open_.any():
             break
+        if (open_ & (feasible_p >= min_feasibility)).any():
+            open_ &= feasible_p >= min_feasibility
         if objectives == 1:
             gain = expected_improvement(mean[:, 0], sigma[:, 0], _incumbent(known, mean[:, 0], feasible_p))
         else:

@@ -87,6 +87,9 @@ class VerifyOptions(StrictModel):
         intervals before the first pick (they count toward the budget and may win).
     min_distance: ei picks no design closer than this (unit cube of the variables) to one
         picked or verified.
+    min_feasibility: ei picks only designs whose probability of feasibility is at least this
+        while any open design reaches it (0: any; a tight budget on a narrow feasible region
+        wants 0.5, or a far-off design with a large improvement and a tiny chance wins the pick).
     budget: at most this many reference evaluations over everything (null: no cap).
     """
 
@@ -96,6 +99,7 @@ class VerifyOptions(StrictModel):
     rounds: int = Field(2, ge=1, le=20)
     calibration_designs: int = Field(0, ge=0, le=1000)
     min_distance: float = Field(0.02, ge=0.0, le=1.0)
+    min_feasibility: float = Field(0.0, ge=0.0, lt=1.0)
     budget: int | None = Field(None, ge=1)
 
 

@@ -82,7 +82,7 @@ def verify(problem: DesignProblem, reference: RunModel, candidates: Sequence[tup
         count = options.candidates if len(problem.objectives) == 1 else options.pareto_max
         if options.select == "ei":
             selected = choose(problem, open_, [v.reference for v in done], calibration, count, options.min_distance,
-                              seed=problem.optimiser.seed + round_k)
+                              seed=problem.optimiser.seed + round_k, min_feasibility=options.min_feasibility)
         else:
             selected = select_candidates(problem, open_, backoff)
         selected = selected if left is None else selected[:left]

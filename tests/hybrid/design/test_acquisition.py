@@ -18,10 +18,11 @@ from hybrid.design.uncertainty import Calibration
 from hybrid.design.verify import calibration_designs, verify
 
 
-def _candidate(porosity: float, power: float, sd: float, temperature: float = 300.0) -> Candidate:
+def _candidate(porosity: float, power: float, sd: float, temperature: float = 300.0,
+               temperature_sd: float = 0.0) -> Candidate:
     return Candidate({"negative_porosity": porosity, "positive_particle_radius_m": 5e-6}, {},
                      {"hppc": {"power_capability_W": power, "max_temperature_K": temperature}},
-                     {"hppc": {"power_capability_W": sd, "max_temperature_K": 0.0}})
+                     {"hppc": {"power_capability_W": sd, "max_temperature_K": temperature_sd}})
 
 
 def test_expected_improvement_prefers_a_design_that_may_beat_the_incumbent():
@@ -31,6 +32,20 @@ def test_expected_improvement_prefers_a_design_that_may_beat_the_incumbent():
                            _candidate(0.29, 95.0, 0.0, temperature=340.0)]))  # best, but infeasible
     picks = choose(problem, pool, verified, Calibration.raw(problem), count=2, min_distance=0.0)
     assert [n for n, _ in picks][0] == 1
+
+
+def test_a_feasibility_threshold_stops_a_long_shot_from_taking_the_pick():
+    problem = analytic_problem()  # maximise power, max temperature <= 329 K
+    verified = [_candidate(0.20, 90.0, 0.0)]
+    long_shot = _candidate(0.25, 200.0, 1.0, temperature=335.0, temperature_sd=3.0)  # P(feasible) ~ 0.02
+    likely = _candidate(0.28, 92.0, 1.0, temperature=320.0, temperature_sd=3.0)  # ~ 1.0, a small gain
+    pool = list(enumerate([long_shot, likely]))
+    [free] = choose(problem, pool, verified, Calibration.raw(problem), count=1, min_distance=0.0)
+    [held] = choose(problem, pool, verified, Calibration.raw(problem), count=1, min_distance=0.0, min_feasibility=0.5)
+    assert free[0] == 0 and held[0] == 1
+    only_long_shots = list(enumerate([long_shot]))  # none reaches the threshold: it does not empty the pick
+    assert len(choose(problem, only_long_shots, verified, Calibration.raw(problem), count=1, min_distance=0.0,
+                      min_feasibility=0.5)) == 1
 
 
 def test_no_pick_lies_within_the_minimum_distance_of_a_verified_design():
