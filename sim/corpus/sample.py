@@ -106,10 +106,16 @@ def run_sample(spec, index: int, cache: ModelCache | None = None) -> SampleResul
     return result
 
 
+def spread_scales(cell_scales: dict[str, float], drawn: dict[str, float]) -> dict[str, float]:
+    """The plant's parameter scales: the cell's own (a calibration's, a smaller cell's) times its
+    cell-to-cell draw, so variability spreads a parameter around the cell's value."""
+    return {name: cell_scales.get(name, 1.0) * drawn.get(name, 1.0) for name in {**cell_scales, **drawn}}
+
+
 def _simulate_pair(spec, plan: SamplePlan, record: dict, cache: ModelCache) -> SampleResult:
     base = dict(design=plan.design, ambient_temperature_K=plan.ambient_temperature_K)
     plant_cell = spec.cell.with_updates(**base, overrides={**spec.cell.overrides, **spec.reference.overrides},
-                                        scales={**spec.cell.scales, **plan.scales})
+                                        scales=spread_scales(spec.cell.scales, plan.scales))
     reference = simulate(plant_cell, plan.protocol, spec.reference.fidelity, cache=cache)
     if not reference.ok:
         return SampleResult({**record, "status": "failed", "message": f"reference: {reference.message}"})

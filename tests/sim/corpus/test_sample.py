@@ -13,7 +13,7 @@ import pytest
 from sim.config import load_config
 from sim.corpus import sample
 from sim.corpus.generate import CorpusSpec
-from sim.corpus.sample import base_record, design_point, plan_sample, run_sample
+from sim.corpus.sample import base_record, design_point, plan_sample, run_sample, spread_scales
 from sim.physics.simulate import ModelCache
 
 SMOKE = Path(__file__).resolve().parents[3] / "configs" / "corpus" / "smoke.yaml"
@@ -187,3 +187,19 @@ def test_the_nominal_plant_differs_from_a_plant_drawn_with_spread(smoke):
 def test_without_the_floor_option_there_is_no_nominal_column(smoke):
     result = run_sample(smoke.model_copy(update={"cells": 1, "floor": False}), 0, ModelCache())
     assert "Nominal plant voltage [V]" not in result.series
+
+
+def test_variability_spreads_a_parameter_around_the_cells_own_scale():
+    assert spread_scales({"Electrode width [m]": 0.6}, {"Electrode width [m]": 1.02, "x": 0.9}) == {
+        "Electrode width [m]": pytest.approx(0.612), "x": 0.9}
+
+
+def test_the_plant_of_a_scaled_cell_keeps_its_capacity_under_variability(smoke):
+    """A calibrated 18650 is Chen2020 with 0.6 of its electrode width: spread by variability, the
+    plant stays that size (a draw used to replace the cell's scale and give the full 5 A.h cell)."""
+    small = smoke.cell.with_updates(scales={"Electrode width [m]": 0.6})
+    reference = smoke.reference.model_copy(update={"variability": {"Electrode width [m]": 0.02}})
+    spec = smoke.model_copy(update={"cell": small, "reference": reference})
+    result = run_sample(spec, 0, cache=ModelCache(max_size=2))
+    assert result.record["status"] in ("ok", "truncated"), result.record["message"]
+    assert result.record["capacity_Ah"] == pytest.approx(result.record["physics_capacity_Ah"], rel=0.1)
