@@ -28,6 +28,8 @@ Every step resumes what a previous call left in ``work`` (a run: when made with 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import hashlib
 import json
@@ -35,6 +37,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -252,12 +255,31 @@ def plan(samples: pd.DataFrame, settings: StudySettings, folds: str, held_out: l
     return planned[:1] if settings.quick else planned
 
 
+@contextlib.contextmanager
+def work_lock(work: Path):
+    """Hold ``work`` for this study: two studies in one work folder would remove each other's runs
+    (a run found unfinished is started over)."""
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"--work {work}: in use by another transfer study; allowed: another folder, or "
+                              "after that study ends") from None
+        yield
+
 
 def run_study(settings: StudySettings, name: str, out: Path, work: Path, folds: str | None = None,
-              held_out: list[str] = (), validation: list[str] = ()) -> dict[str, Any]:
+              held_out: Sequence[str] = (), validation: Sequence[str] = ()) -> dict[str, Any]:
     """Pair, plan the folds (``folds``: a --folds kind, None: the data set's default; or the one
     fold of ``held_out`` and ``validation``), run each; writes ``out``/results.md and figures.json
     and returns the figures. The configs read the data folder from $HYBAT_REAL_DATA."""
+    with work_lock(work):
+        return _run_study(settings, name, out, work, folds, held_out, validation)
+
+
+def _run_study(settings: StudySettings, name: str, out: Path, work: Path, folds: str | None,
+               held_out: Sequence[str], validation: Sequence[str]) -> dict[str, Any]:
     started = time.perf_counter()
     samples = samples_with_groups(paired(settings, work), settings.dataset)
     folds = plan(samples, settings, folds or settings.dataset.fold_kinds[0], list(held_out),

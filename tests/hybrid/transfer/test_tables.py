@@ -38,3 +38,4 @@ def test_the_curve_ends_with_the_full_runs_and_judges_every_point():
     assert rows[1]["fine_tuned"]["mean"] == 20.0
     assert curve_target(rows) == {"points": 2, "fine_tuned_at_or_below_scratch": 1, "met": False}
     assert curve_target([]) is None
+
