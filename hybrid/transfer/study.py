@@ -117,7 +117,8 @@ def check_overrides(settings: StudySettings) -> None:
     """ConfigError naming a --set or --corpus-set override that does not fit its config, before any work."""
     for name in (settings.dataset.pretrain, settings.dataset.finetune):
         run_config(settings, name, [])
-    apply_overrides(read_yaml(CONFIGS / "corpus" / settings.dataset.corpus), list(settings.corpus_overrides))
+    corpus = apply_overrides(read_yaml(CONFIGS / "corpus" / settings.dataset.corpus), list(settings.corpus_overrides))
+    validate(CorpusSpec, corpus, settings.dataset.corpus)
 
 
 def pairing_spec(dataset: Dataset, resample_period_s: float, calibration_file: str | None = None) -> PairingSpec:
