@@ -13,7 +13,7 @@ Usage:
     --folds       a123: loto (each temperature held out in turn), fixed (held out -15 and 15 degC,
                   validation 5 degC) or all (both; default); samsung30q: loco (each cell in turn)
     --held-out    instead, one fold holding out these temperatures / cells; --validation: its
-                  validation ones (default: the rule below)
+                  validation ones (default: the rule of hybrid.data.folds)
     --seeds       seeds 0 .. N-1 for every trained model (default 3); tables: mean ± sd over them
     --work        pairings, synthetic corpora and runs (default OUT/work); all of it is resumed
     --synthetic-cells  cells of each fold's synthetic corpus (default: the corpus config's)

@@ -109,7 +109,8 @@ class StudySettings:
 
 
 def overrides_tag(overrides: tuple[str, ...]) -> str:
-    """"" without overrides, else "_set" and a short hash of them: runs of other settings keep their own directories."""
+    """The directory suffix of ``overrides``: empty without any, else "_set" and a short hash, so runs
+    and corpora made with other overrides keep their own directories."""
     return "_set" + hashlib.sha1(json.dumps(list(overrides)).encode()).hexdigest()[:8] if overrides else ""
 
 
@@ -117,8 +118,12 @@ def check_overrides(settings: StudySettings) -> None:
     """ConfigError naming a --set or --corpus-set override that does not fit its config, before any work."""
     for name in (settings.dataset.pretrain, settings.dataset.finetune):
         run_config(settings, name, [])
-    corpus = apply_overrides(read_yaml(CONFIGS / "corpus" / settings.dataset.corpus), list(settings.corpus_overrides))
-    validate(CorpusSpec, corpus, settings.dataset.corpus)
+    validate(CorpusSpec, corpus_data(settings), settings.dataset.corpus)
+
+
+def corpus_data(settings: StudySettings) -> dict[str, Any]:
+    """The data set's synthetic corpus config with the --corpus-set overrides."""
+    return apply_overrides(read_yaml(CONFIGS / "corpus" / settings.dataset.corpus), list(settings.corpus_overrides))
 
 
 def pairing_spec(dataset: Dataset, resample_period_s: float, calibration_file: str | None = None) -> PairingSpec:
@@ -159,7 +164,7 @@ def samples_with_groups(corpus: Path, dataset: Dataset) -> pd.DataFrame:
 
 def synthetic(settings: StudySettings, fold: Fold, pairing: Path, work: Path) -> Path:
     """The synthetic population around ``pairing`` replaying the fold's training and validation tests."""
-    spec = apply_overrides(read_yaml(CONFIGS / "corpus" / settings.dataset.corpus), list(settings.corpus_overrides))
+    spec = corpus_data(settings)
     spec["measured"] = {**spec["measured"], "corpus": str(pairing),
                         "replay": [glob.escape(f) for f in (*fold.train_files, *fold.val_files)]}
     spec["cells"] = settings.synthetic_cells or spec["cells"]
