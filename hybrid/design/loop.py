@@ -1,6 +1,9 @@
 """The design loop: calibrate the surrogate's uncertainty on a few reference designs, optimise on
 the surrogate, verify picks on the reference (:mod:`hybrid.design.verify`), optionally fine-tune
-the surrogate on them and search again (active learning), and report.
+the surrogate on them and search again (active learning), and report. Each search steers by the
+surrogate's constraint values shifted by the calibration offset fitted on the designs verified
+before it (:func:`search_offset`), so a constraint the surrogate is biased on does not wall off
+the region where the reference meets it.
 
     problem --calibration designs--> --optimise--> study.db --verify (acquisition)--> picks
       --ReferenceModel--> reference metrics --> report.json, report.md, PNG
@@ -63,7 +66,8 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
     shrinkage = []
     with runtime:
         calibration = calibration_designs(problem, surrogate, reference)
-        candidates = study_candidates(optimise(problem, surrogate, out_dir, progress=progress))
+        candidates = study_candidates(optimise(problem, surrogate, out_dir, progress=progress,
+                                               constraint_offset=search_offset(problem, calibration)))
         pairs, backoff = verify(problem, reference, candidates, previous=calibration,
                                 first_round=1 if calibration else 0)
         pairs = calibration + pairs
@@ -76,7 +80,8 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
                               round_dir / "run", seed=problem.optimiser.seed)
             shrinkage.append(uncertainty_shrinkage(problem, tuned, candidates, pairs))
             surrogate = tuned
-            candidates = study_candidates(optimise(problem, surrogate, round_dir, progress=progress))
+            candidates = study_candidates(optimise(problem, surrogate, round_dir, progress=progress,
+                                                   constraint_offset=search_offset(problem, pairs)))
             surrogate_evaluations += len(candidates)
             more, backoff = verify(problem, reference, candidates, previous=pairs, first_round=pairs[-1].round + 1)
             pairs += more
@@ -95,6 +100,15 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
     report["files"] = write_report(problem, report, candidates, out_dir)
     (out_dir / REPORT_JSON).write_text(json.dumps(json_safe(report), indent=1))
     return json_safe(report)
+
+
+def search_offset(problem: DesignProblem, verified: Sequence[Verified]) -> list[float]:
+    """The calibration offset of each constraint bound, fitted on the designs verified before a
+    search, so that the search steers by what the reference is expected to give (a plating
+    margin the surrogate's physics gives 15 mV low would otherwise wall off the fastest
+    feasible protocols). Zeros before anything is verified."""
+    calibration = fit_calibration(problem, [(v.surrogate, v.reference) for v in verified])
+    return list(calibration.offset[len(problem.objectives):])
 
 
 def _chosen_row(problem: DesignProblem, pair: Verified) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import optuna
 from tqdm import tqdm
 
 from hybrid.design.candidates import Candidate, score_candidates
-from hybrid.design.problem import DesignProblem, OptimiserOptions
+from hybrid.design.problem import DesignProblem, OptimiserOptions, constraint_labels
 from hybrid.surrogate import RunModel
 from sim.errors import ConfigError
 
@@ -41,11 +41,18 @@ def make_sampler(options: OptimiserOptions) -> optuna.samplers.BaseSampler:
     return optuna.samplers.NSGAIIISampler(seed=options.seed, population_size=options.population_size)
 
 
-def optimise(problem: DesignProblem, model: RunModel, out_dir: str | Path, *, progress: bool = True) -> optuna.Study:
+def optimise(problem: DesignProblem, model: RunModel, out_dir: str | Path, *,
+             constraint_offset: Sequence[float] | None = None, progress: bool = True) -> optuna.Study:
     """Run (or resume) the problem's study on ``model`` until it holds ``optimiser.trials``
     complete trials. Trials keep their candidate (metrics, status) in ``user_attrs``.
 
-    Raises ConfigError when ``out_dir`` holds a study of another problem.
+    ``constraint_offset`` (one per constraint bound, as ``Candidate.constraint_values``) is
+    added to the model's constraint values before the sampler sees them: what the reference is
+    expected to give where the model is biased (the loop's calibration offset). Without it the
+    sampler steers by the model's raw values, and a constraint the model underestimates walls
+    off the region near its bound, where the optimum of a constrained problem usually lies.
+
+    Raises ConfigError when ``out_dir`` holds a study of another problem or other offsets.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -57,9 +64,13 @@ def optimise(problem: DesignProblem, model: RunModel, out_dir: str | Path, *, pr
     # what defines the trials: everything but how many, how they are verified and where they run
     fingerprint = problem.model_dump_json(exclude={"optimiser": {"trials"}, "verify": True, "active_learning": True,
                                                    "backend": True, "workers": True})
+    offset = np.zeros(len(constraint_labels(problem))) if constraint_offset is None else np.asarray(
+        constraint_offset, dtype=float)
+    if np.any(offset != 0):  # (a study without offsets keeps the fingerprint it always had)
+        fingerprint += f" constraint_offset={[round(float(v), 12) for v in offset]}"
     if study.user_attrs.get("problem", fingerprint) != fingerprint:
-        raise ConfigError(f"out_dir {out_dir}: {STUDY_FILE} holds a study of another problem '{problem.name}'; "
-                          "allowed: the same problem to resume it, or a new out_dir")
+        raise ConfigError(f"out_dir {out_dir}: {STUDY_FILE} holds a study of another problem '{problem.name}' "
+                          "(or of other constraint offsets); allowed: the same problem to resume it, or a new out_dir")
     study.set_user_attr("problem", fingerprint)
     study.set_user_attr("model", model.name)
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
@@ -73,8 +84,8 @@ def optimise(problem: DesignProblem, model: RunModel, out_dir: str | Path, *, pr
                        for name, bounds in problem.variables.items()} for trial in trials]
             for trial, candidate in zip(trials, score_candidates(problem, model, params)):
                 trial.set_user_attr("candidate", candidate.to_dict())
-                for k, value in enumerate(candidate.constraint_values(problem)):
-                    trial.set_constraint(f"c{k}", value)
+                for k, value in enumerate(np.asarray(candidate.constraint_values(problem)) + offset):
+                    trial.set_constraint(f"c{k}", float(value))
                 study.tell(trial, candidate.objective_values(problem))
             done += len(trials)
             bar.update(len(trials))

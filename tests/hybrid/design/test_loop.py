@@ -14,10 +14,10 @@ import pytest
 from tests.hybrid.design.test_candidates import AnalyticModel, analytic_problem
 
 from hybrid.design.candidates import Candidate
-from hybrid.design.loop import best_verified, design_cli
+from hybrid.design.loop import best_verified, design_cli, search_offset
 from hybrid.design.optimise import optimise, study_candidates
 from hybrid.design.problem import load_problem
-from hybrid.design.verify import verify
+from hybrid.design.verify import calibration_designs, verify
 from hybrid.surrogate.models import ReferenceModel
 
 DESIGNS = Path(__file__).resolve().parents[3] / "configs" / "design"
@@ -46,6 +46,26 @@ def test_verification_stops_at_its_budget(tmp_path, select):
     reference = AnalyticModel(temperature_offset_K=0.5)
     pairs, _ = verify(problem, reference, candidates)
     assert len(pairs) == reference.evaluated == 4  # the second round is cut to the one left
+
+
+def test_the_search_steers_by_the_calibrated_constraint_and_finds_the_region_a_biased_surrogate_walls_off(tmp_path):
+    # the surrogate reads 2 K hot: by its raw values porosity must stay below 0.24, while the
+    # reference allows 0.26, where power is higher (it peaks at 0.27)
+    problem = analytic_problem(trials=30, max_temperature_K=326.0)
+    problem = problem.model_copy(update={"verify": problem.verify.model_copy(update={"calibration_designs": 6})})
+    surrogate, reference = AnalyticModel(temperature_offset_K=2.0), AnalyticModel()
+    assert search_offset(problem, []) == [0.0]
+    offset = search_offset(problem, calibration_designs(problem, surrogate, reference))
+    assert offset == pytest.approx([-2.0], abs=1e-3)
+
+    def best_feasible_porosity(study):
+        feasible = [t for t in study.trials if all(v <= 0 for v in t.constraints.values())]
+        return max(feasible, key=lambda t: t.values[0]).params["negative_porosity"]
+
+    raw = best_feasible_porosity(optimise(problem, surrogate, tmp_path / "raw", progress=False))
+    steered = best_feasible_porosity(optimise(problem, surrogate, tmp_path / "steered", constraint_offset=offset,
+                                              progress=False))
+    assert raw <= 0.24 < steered <= 0.26 + 1e-6
 
 
 def test_the_best_verified_design_is_the_best_feasible_one():

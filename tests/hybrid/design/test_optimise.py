@@ -81,3 +81,13 @@ def test_optimiser_beats_its_random_start_and_respects_constraints(tmp_path):
     best_number, best = select_candidates(problem, candidates)[0]
     assert best.feasible(problem)
     assert best.value(problem, problem.objectives[0]) > max(powers[:problem.optimiser.startup_trials])
+
+
+def test_a_constraint_offset_is_what_the_sampler_sees_and_is_part_of_the_study(tmp_path):
+    problem, model = analytic_problem(trials=4), AnalyticModel()
+    study = optimise(problem, model, tmp_path, constraint_offset=[-7.5], progress=False)
+    for (_, candidate), trial in zip(study_candidates(study), study.trials):
+        raw = candidate.constraint_values(problem)
+        assert list(trial.constraints.values()) == pytest.approx([raw[0] - 7.5])
+    with pytest.raises(ConfigError, match="other constraint offsets"):
+        optimise(problem, model, tmp_path, progress=False)
