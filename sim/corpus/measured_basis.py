@@ -8,7 +8,8 @@ A corpus spec with ``measured: {corpus: DIR}`` names a paired measured corpus (w
   protocol reading the record's current from a CSV written beside the corpus
   (``OUT/profiles``), scaled to the record's peak C-rate of the measured cell's capacity, so a
   synthetic cell of another capacity sees the same C-rates, and run at the record's own
-  chamber temperature (``at_measured_temperature``);
+  chamber temperature (``at_measured_temperature``), past the plant's voltage limits as the
+  measured cell was (``voltage_cutoffs: false``);
 - **the cell and the physics model** (``calibrated_cell``, on by default): the corpus's cell is
   the pairing's cell with its calibration applied, and its physics model the pairing's, so the
   residual learned on synthetic data corrects exactly the physics model it will correct on the
@@ -67,7 +68,8 @@ def with_measured_basis(spec, profiles: Path):
     data = spec.model_dump()
     data["protocols"] = [*data["protocols"], *(
         {"weight": basis.weight, "protocol": {"kind": "dynamic", "current_csv": str(profiles / f"test_{row.sample_id}.csv"),
-                                              "peak_c_rate": round(_peak_A(basis.corpus, row) / _capacity_Ah(row), 4)},
+                                              "peak_c_rate": round(_peak_A(basis.corpus, row) / _capacity_Ah(row), 4),
+                                              "voltage_cutoffs": False},
          "ambient_temperatures_K": [float(row.ambient_temperature_K)] if basis.at_measured_temperature else None}
         for row in _replayed(basis).itertuples())]
     if basis.calibrated_cell:

@@ -104,8 +104,10 @@ def simulate(cell: CellSpec, protocol: Protocol | CurrentTrace, fidelity: Fideli
     or raises SimulationError when ``raise_on_failure``. Invalid specs raise ConfigError.
     ``voltage_cutoffs=False`` lets a current trace run past the model's voltage limits: a
     physics counterpart follows the reference's current to the end, wherever its voltage goes.
+    A ``Dynamic`` protocol with ``voltage_cutoffs: false`` (a measured replay) does the same.
     """
     cache = cache or DEFAULT_CACHE
+    voltage_cutoffs = voltage_cutoffs and getattr(protocol, "voltage_cutoffs", True)
     started = time.perf_counter()
     metadata = {"cell": cell.model_dump(mode="json"), "protocol": describe_protocol(protocol),
                 "fidelity": fidelity.model_dump(mode="json")}

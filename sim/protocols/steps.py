@@ -129,6 +129,10 @@ class Dynamic(ProtocolBase):
     seed: int = Field(0, ge=0)
     speed_csv: Path | None = None
     current_csv: Path | None = None
+    # False for a replay of a measured current: the measured cell followed it wherever its
+    # voltage went, so the simulated one does too (a plant whose limits differ from the
+    # measured cell's would otherwise stop early, e.g. at an HPPC test's opening top-up charge)
+    voltage_cutoffs: bool = True
 
     @model_validator(mode="after")
     def _one_source(self) -> "Dynamic":

@@ -32,6 +32,7 @@ def test_the_resolved_spec_replays_the_measured_currents_on_the_calibrated_cell(
     capacity = samples.loc["cell_good.csv", "physics_capacity_Ah"]
     assert choice.protocol.peak_c_rate == pytest.approx(series["Current [A]"].abs().max() / capacity, rel=1e-3)
     assert choice.ambient_temperatures_K == [samples.loc["cell_good.csv", "ambient_temperature_K"]]  # 25 degC
+    assert not choice.protocol.voltage_cutoffs  # the measured cell followed its current past any limit
     calibration = manifest["calibration"]["values"]
     assert resolved.cell.parameter_set == "Chen2020"
     assert resolved.cell.scales["Electrode width [m]"] == pytest.approx(calibration["capacity_scale"])

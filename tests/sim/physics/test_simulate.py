@@ -4,6 +4,7 @@ import importlib
 
 import numpy as np
 import pytest
+import pandas as pd
 
 from sim.cells.spec import CellSpec, cell_parameter_values
 from sim.errors import SimulationError
@@ -163,3 +164,15 @@ def test_ripple_is_point_sampled_into_current_and_voltage():
     assert np.all(difference[~flowing] == 0)
     assert np.abs(difference[flowing]).max() == pytest.approx(tone["current_amplitude_A"], rel=0.05)
     assert 0 < tone["resistance_ohm"] < 0.1
+
+
+def test_a_replayed_current_runs_past_the_voltage_limits_that_stop_an_ordinary_dynamic_protocol(tmp_path):
+    # a C/2 charge from 90 % SOC for an hour: the cell reaches its 4.2 V limit long before the end
+    time_s = np.arange(0.0, 3601.0, 10.0)
+    pd.DataFrame({"time_s": time_s, "current_A": np.full_like(time_s, -2.5)}).to_csv(tmp_path / "i.csv", index=False)
+    cell = CellSpec(initial_soc=0.9)
+    stopped = simulate(cell, Dynamic(current_csv=tmp_path / "i.csv", peak_c_rate=0.5), Fidelity())
+    replay = simulate(cell, Dynamic(current_csv=tmp_path / "i.csv", peak_c_rate=0.5, voltage_cutoffs=False), Fidelity())
+    assert stopped["Time [s]"][-1] < 3000.0
+    assert replay["Time [s]"][-1] == pytest.approx(3600.0)
+    assert replay["Voltage [V]"].max() > 4.2
