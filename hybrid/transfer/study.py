@@ -14,7 +14,9 @@ Nothing is chosen on a held-out test: each fold's validation group and calibrati
 the rule of hybrid.data.folds (validation: a training group of the held-out tests' kind, not the
 calibration test's, nearest the held-out one: for temperatures an inner one, for cells the next in
 order; calibration: the pairing config's test, or the training test standing in for it when it is
-held out). Every figure is a mean ± sd over seeds (physics and ECM are deterministic).
+held out; a pairing config that fits the series resistance over temperatures,
+``calibration.temperature_files``, fits it per fold on the fold's training tests). Every figure
+is a mean ± sd over seeds (physics and ECM are deterministic).
 
 Samsung: the HPPC and rate tests are paired together, calibrated as samsung30q_hppc.yaml says, so
 a held-out rate cell is a new cell to the same physics.
@@ -126,9 +128,12 @@ def corpus_data(settings: StudySettings) -> dict[str, Any]:
     return apply_overrides(read_yaml(CONFIGS / "corpus" / settings.dataset.corpus), list(settings.corpus_overrides))
 
 
-def pairing_spec(dataset: Dataset, resample_period_s: float, calibration_file: str | None = None) -> PairingSpec:
+def pairing_spec(dataset: Dataset, resample_period_s: float, calibration_file: str | None = None,
+                 train_files: tuple[str, ...] | None = None) -> PairingSpec:
     """The first pairing config with every config's tests, on the resampled grid, calibrated on
-    ``calibration_file`` (None: the config's)."""
+    ``calibration_file`` (None: the config's); a config that fits the series resistance over
+    several temperatures (``calibration.temperature_files``) fits it on ``train_files`` (a
+    fold's training tests; None: the config's files)."""
     first, *others = [read_yaml(CONFIGS / "measured" / name) for name in dataset.pairings]
     for name, other in zip(dataset.pairings[1:], others):
         if other.get("data_dir") != first.get("data_dir"):
@@ -137,13 +142,20 @@ def pairing_spec(dataset: Dataset, resample_period_s: float, calibration_file: s
             "resample_period_s": resample_period_s}
     if calibration_file is not None:
         data["calibration"] = {**data["calibration"], "file": calibration_file}
+    if train_files is not None and data["calibration"].get("temperature_files"):
+        data["calibration"] = {**data["calibration"], "temperature_files": [glob.escape(f) for f in train_files]}
     return validate(PairingSpec, data, dataset.pairings[0])
 
 
-def paired(settings: StudySettings, work: Path, calibration_file: str | None = None) -> Path:
-    """The data set paired (or finished) under ``work``, one corpus per grid and calibration test."""
-    spec = pairing_spec(settings.dataset, settings.resample_period_s, calibration_file)
+def paired(settings: StudySettings, work: Path, calibration_file: str | None = None,
+           train_files: tuple[str, ...] | None = None) -> Path:
+    """The data set paired (or finished) under ``work``, one corpus per grid, calibration test and
+    set of tests the series resistance is fitted on."""
+    spec = pairing_spec(settings.dataset, settings.resample_period_s, calibration_file, train_files)
     out = work / "paired" / f"{settings.resample_period_s:g}s_{Path(spec.calibration.file).name.split('.')[0]}"
+    if spec.calibration.temperature_files:
+        out = out.with_name(out.name + "_T" + hashlib.sha1(
+            json.dumps(spec.calibration.temperature_files).encode()).hexdigest()[:8])
     manifest = read_run_file(out / "manifest.json") if (out / "manifest.json").is_file() else {}
     if (manifest.get("status"), manifest.get("fingerprint")) != ("complete", spec.fingerprint()):
         pair_measured(spec, out, resume=True, progress=False)
@@ -224,7 +236,7 @@ def measured_run(settings: StudySettings, fold: Fold, pairing: Path, run_dir: Pa
 def run_fold(settings: StudySettings, fold: Fold, work: Path) -> tuple[Runs, dict[int, Runs], tuple[str, ...]]:
     """Every run of ``fold``; with --curve, per count k of training tests (1 ... N-1) the scratch
     and fine-tuned runs on the first k of them; and the training tests in the order they are added."""
-    pairing = paired(settings, work, fold.calibration_file)
+    pairing = paired(settings, work, fold.calibration_file, fold.train_files)
     corpus = synthetic(settings, fold, pairing, work)
     order = training_order(pd.read_parquet(pairing / "samples.parquet"), fold)
     counts = range(1, len(order)) if settings.curve else range(0)

@@ -41,6 +41,10 @@ DESIGN_VARIABLES: dict[str, tuple[str, float, float, bool]] = {
     "electrode_width_m": ("Electrode width [m]", 1e-3, 10.0, False),
 }
 
+CONTACT_RESISTANCE = "Contact resistance [Ohm]"
+GAS_CONSTANT = 8.314462618  # J/(mol K)
+REFERENCE_K = 298.15  # where "Contact resistance [Ohm]" applies as given
+
 GEOMETRIC_PARAMETERS = frozenset(name for name, *_, geo in DESIGN_VARIABLES.values() if geo)
 
 
@@ -59,6 +63,12 @@ class CellSpec(StrictModel):
     design: design variables by short name (see DESIGN_VARIABLES), SI units.
     ambient_temperature_K: ambient (and initial cell) temperature [K].
     initial_soc: state of charge at the start of the protocol, 0..1.
+    contact_resistance_activation_J_mol: the contact (series) resistance's activation energy
+        [J/mol]: "Contact resistance [Ohm]" is its value at 25 degC, and the cell's is that times
+        exp(E / R (1 / T - 1 / 298.15)) at its ambient temperature T. A measured cell's series
+        resistance grows steeply in the cold; a calibration over several temperatures fits it
+        (:func:`sim.measured.calibrate.fit_series_resistance`). Needs a fidelity with contact
+        resistance. It follows the ambient, not the self-heating, temperature.
     """
 
     parameter_set: str = "OKane2022"
@@ -68,6 +78,7 @@ class CellSpec(StrictModel):
     design: dict[str, float] = Field(default_factory=dict)
     ambient_temperature_K: float = Field(298.15, ge=223.15, le=353.15)
     initial_soc: float = Field(1.0, ge=0.0, le=1.0)
+    contact_resistance_activation_J_mol: float = Field(0.0, ge=0.0, le=2e5)
 
     @field_validator("parameter_set")
     @classmethod
@@ -148,14 +159,23 @@ def cell_parameter_values(cell: CellSpec, base: pybamm.ParameterValues | None = 
 
 
 def resolved_parameters(cell: CellSpec, values: pybamm.ParameterValues) -> dict[str, float]:
-    """The PyBaMM parameters ``cell`` sets, by name: design variables, overrides, and the
-    active fractions that follow a porosity change.
+    """The PyBaMM parameters ``cell`` sets, by name: design variables, overrides, the active
+    fractions that follow a porosity change, and the contact resistance at the cell's ambient
+    temperature (``contact_resistance_activation_J_mol``).
 
     When a design changes an electrode's porosity but not its active fraction, the solid
     composition is kept: the active fraction scales with the solid volume (1 - porosity), as
     when an electrode is calendered to another density.
     """
     named = cell.named_parameters()
+    if cell.contact_resistance_activation_J_mol:
+        if CONTACT_RESISTANCE not in named and CONTACT_RESISTANCE not in values.keys():
+            raise ConfigError(f"cell.contact_resistance_activation_J_mol = {cell.contact_resistance_activation_J_mol}: "
+                              "the model has no contact resistance; allowed: 0, or a fidelity with "
+                              "contact_resistance: true")
+        at_25C = named.get(CONTACT_RESISTANCE, values[CONTACT_RESISTANCE])
+        named[CONTACT_RESISTANCE] = at_25C * math.exp(cell.contact_resistance_activation_J_mol / GAS_CONSTANT * (
+            1.0 / cell.ambient_temperature_K - 1.0 / REFERENCE_K))
     for domain in ("Negative", "Positive"):
         porosity_name = f"{domain} electrode porosity"
         active_name = f"{domain} electrode active material volume fraction"

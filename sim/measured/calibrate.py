@@ -109,7 +109,8 @@ class Calibration:
 
     values: fitted value by name: ``capacity_scale`` (multiplies the cell's scale of
         ``capacity_parameter``), ``initial_soc``, and, when fitted, ``balance_scale``,
-        ``contact_resistance_ohm`` [Ohm] or ``exchange_current_scale``.
+        ``contact_resistance_ohm`` [Ohm] or ``exchange_current_scale``; after a fit over several
+        temperatures also ``contact_resistance_activation_J_mol`` (figures in ``temperature_fit``).
     start: the starting point before the balance scan: the nominal cell's values, with the
         capacity scale of the measured throughput capacity when that is known.
     cost_before, cost_after: mean squared voltage error [V^2] on the fit grid.
@@ -135,6 +136,7 @@ class Calibration:
     message: str
     fit_period_s: float | None = None
     samples: int = 0
+    temperature_fit: dict | None = None  # the series resistance's, over several records (temperature_fit.py)
 
     @property
     def rmse_before_mV(self) -> float:
@@ -176,6 +178,8 @@ def apply_values(cell: CellSpec, values: dict[str, float],
     if "contact_resistance_ohm" in values:
         overrides[CONTACT_RESISTANCE] = values["contact_resistance_ohm"]
     updates: dict = {"scales": scales, "overrides": overrides}
+    if "contact_resistance_activation_J_mol" in values:
+        updates["contact_resistance_activation_J_mol"] = values["contact_resistance_activation_J_mol"]
     if "initial_soc" in values:
         updates["initial_soc"] = values["initial_soc"]
     return cell.with_updates(**updates)

@@ -1,7 +1,8 @@
 """Physics counterparts for measured data: a paired corpus from cycler files.
 
 :func:`pair_measured` calibrates the cell of a :class:`~sim.measured.spec.PairingSpec` (once on
-chosen files, or on every test), drives the calibrated physics model with each test's measured
+chosen files, then optionally its series resistance over tests at several temperatures, or on
+every test), drives the calibrated physics model with each test's measured
 current and ambient temperature on the measured time grid, and writes the result with
 :class:`sim.corpus.CorpusWriter`, so training code reads measured and synthetic corpora alike.
 The manifest adds "kind": "measured", the data directory and the shared calibration; a samples
@@ -23,7 +24,7 @@ import fnmatch
 import logging
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,7 @@ from sim.measured.fit_data import DISCHARGE_CAPACITY, held_integral, rmse_mV
 from sim.measured.loader import MeasuredSeries
 from sim.measured.records import MeasuredTest, measured_test, find_tests, load_test, measured_net_discharge
 from sim.measured.spec import PairingSpec, resolve_data_dir
+from sim.measured.temperature_fit import fit_series_resistance
 from sim.physics import ModelCache, Trajectory, cycle_summary, prepare_cell, simulate
 from sim.plant import TRUTH_COLUMNS
 from sim.protocols import CurrentTrace
@@ -62,6 +64,8 @@ def pair_measured(spec: PairingSpec, out_dir: str | Path, *, resume: bool = Fals
         shared = Calibration(**stored) if stored else None
     else:
         shared = shared_calibration(spec, data_dir, cache) if spec.calibration.mode == "shared" else None
+        if spec.calibration.temperature_files:
+            shared = with_series_resistance(spec, tests, shared, cache)
     pending = set(writer.open([test.index for test in tests], label="pair", unit="test", progress=progress,
                               kind="measured", data_dir=str(data_dir),
                               calibration=asdict(shared) if shared is not None else None))
@@ -92,6 +96,23 @@ def shared_calibration(spec: PairingSpec, data_dir: Path, cache: ModelCache | No
         test = measured_test(-1, path, group, data_dir)
     measured = load_test(spec, test.path, test.ambient_temperature_K)
     return _calibrate_test(spec, test, measured, cache)
+
+
+def with_series_resistance(spec: PairingSpec, tests: list[MeasuredTest], shared: Calibration,
+                           cache: ModelCache | None = None) -> Calibration:
+    """``shared`` with a series resistance and its activation energy fitted on the tests
+    ``calibration.temperature_files`` names (:mod:`sim.measured.temperature_fit`)."""
+    patterns = spec.calibration.temperature_files
+    chosen = [test for test in tests if any(fnmatch.fnmatchcase(test.relative, p) for p in patterns)]
+    records = []
+    for test in chosen:
+        measured = load_test(spec, test.path, test.ambient_temperature_K)
+        records.append((shared.apply(_cell_for(spec, measured)), measured))
+    fit = fit_series_resistance(records, spec.physics, options=spec.calibration.options, cache=cache)
+    log.info("series resistance over %d tests: %s, RMSE %s -> %s mV", len(chosen), fit.values,
+             [round(v, 1) for v in fit.rmse_before_mV], [round(v, 1) for v in fit.rmse_after_mV])
+    return replace(shared, values={**shared.values, **fit.values},
+                   temperature_fit={**asdict(fit), "files": [test.relative for test in chosen]})
 
 
 def _calibrate_test(spec: PairingSpec, test: MeasuredTest, measured: MeasuredSeries,

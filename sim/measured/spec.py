@@ -69,14 +69,21 @@ class CalibrationSpec(StrictModel):
         own record; "none" keeps the nominal cell.
     file: for "shared", the test file (path relative to the data directory) to fit on.
     options: what to fit and how (see sim.measured.calibrate.CalibrationOptions).
+    temperature_files: for "shared", globs (relative to the data directory) of tests at several
+        temperatures on which, after the fit on ``file``, a series resistance at 25 degC and its
+        activation energy are fitted (sim.measured.temperature_fit; needs
+        physics.contact_resistance). Training tests only: the fit is part of the model.
     """
 
     mode: Literal["shared", "per_test", "none"] = "shared"
     file: str | None = None
     options: CalibrationOptions = CalibrationOptions()
+    temperature_files: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _file_for_shared(self) -> "CalibrationSpec":
+        if self.temperature_files and self.mode != "shared":
+            raise ValueError(f"temperature_files need mode 'shared', got mode '{self.mode}'")
         if self.mode == "shared" and self.file is None:
             raise ValueError("mode 'shared' needs file: the test to calibrate on")
         return self

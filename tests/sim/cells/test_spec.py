@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pybamm
 import pytest
 from pydantic import ValidationError
@@ -130,3 +133,21 @@ def test_a_thinner_negative_electrode_limits_the_capacity():
     thinner = cell.with_updates(design={"negative_thickness_m": 0.6 * values["Negative electrode thickness [m]"]})
     assert electrode_balance(thinner, cell_parameter_values(thinner)).capacity_Ah < \
         0.9 * electrode_balance(cell, values).capacity_Ah
+
+
+def test_an_activation_energy_makes_the_contact_resistance_follow_the_ambient_temperature():
+    from sim.physics import Fidelity, prepare_cell, simulate
+    from sim.protocols import CurrentTrace
+    fidelity = Fidelity(model="spm", contact_resistance=True)
+    cell = CellSpec(parameter_set="Prada2013", overrides={"Contact resistance [Ohm]": 0.01},
+                    contact_resistance_activation_J_mol=50_000.0)
+    cold = cell.with_updates(ambient_temperature_K=258.15)
+    factor = math.exp(50_000.0 / 8.314462618 * (1 / 258.15 - 1 / 298.15))
+    assert prepare_cell(cell, fidelity).inputs["Contact resistance [Ohm]"] == pytest.approx(0.01)
+    assert prepare_cell(cold, fidelity).inputs["Contact resistance [Ohm]"] == pytest.approx(0.01 * factor)
+    # the same cold cell without the activation energy: its voltage under 2 A is higher by 2 A x the extra resistance
+    trace = CurrentTrace(np.arange(0.0, 61.0, 10.0), np.full(7, 2.0))
+    with_energy = simulate(cold, trace, fidelity, voltage_cutoffs=False)["Voltage [V]"]
+    without = simulate(cold.with_updates(contact_resistance_activation_J_mol=0.0), trace, fidelity,
+                       voltage_cutoffs=False)["Voltage [V]"]
+    np.testing.assert_allclose(without - with_energy, 2.0 * 0.01 * (factor - 1.0), rtol=1e-3)

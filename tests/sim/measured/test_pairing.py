@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from sim.config import load_config
 from sim.errors import ConfigError
@@ -131,3 +132,17 @@ def test_a123_paired_corpus_has_the_contract_and_the_measured_capacity(tmp_path)
         capacity = samples.set_index("sample_id").loc[sample_id, "throughput_capacity_Ah"]
         charge = rows["Discharge capacity [A.h]"].to_numpy()
         np.testing.assert_allclose(rows["State of charge"], 1.0 - (charge - charge[0]) / capacity)
+
+
+def test_temperature_files_add_a_fitted_series_resistance_to_the_shared_calibration(synthetic_data_dir, tmp_path):
+    data = synthetic_spec(synthetic_data_dir).model_dump(mode="json")
+    data["physics"]["contact_resistance"] = True
+    data["calibration"]["temperature_files"] = ["cell_g*.csv"]
+    manifest = pair_measured(PairingSpec.model_validate(data), tmp_path / "paired", progress=False)
+    calibration = manifest["calibration"]
+    assert {"contact_resistance_ohm", "contact_resistance_activation_J_mol"} <= set(calibration["values"])
+    assert calibration["temperature_fit"]["files"] == ["cell_good.csv"]
+    fitted = calibration["temperature_fit"]
+    assert fitted["rmse_after_mV"][0] <= fitted["rmse_before_mV"][0] + 1e-6
+    with pytest.raises(ValidationError, match="temperature_files need mode 'shared'"):
+        PairingSpec.model_validate({**data, "calibration": {**data["calibration"], "mode": "per_test"}})
