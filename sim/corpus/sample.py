@@ -133,9 +133,10 @@ def _simulate_pair(spec, plan: SamplePlan, record: dict, cache: ModelCache) -> S
     if spec.floor:
         nominal_cell = plant_cell.with_updates(scales=dict(spec.cell.scales))
         reference.columns[NOMINAL_PLANT_VOLTAGE] = _nominal_plant_voltage(nominal_cell, trace, spec, cache)
-    physics_message = _cut_where_physics_leaves_its_window(measured, reference, physics)
-    status = "ok" if reference.status == physics.status == "ok" and not physics_message else "truncated"
-    record.update(status=status, message=f"reference: {reference.message}; physics: {physics_message or physics.message}",
+    cut_message = _cut_where_a_model_leaves_its_window(measured, reference, physics)
+    status = "ok" if reference.status == physics.status == "ok" and not cut_message else "truncated"
+    record.update(status=status, message=f"reference: {reference.message}; physics: {physics.message}"
+                                          + (f"; {cut_message}" if cut_message else ""),
                   rows=len(measured["Time [s]"]), simulated_hours=float(measured["Time [s]"][-1] / 3600.0),
                   capacity_Ah=reference.metadata["capacity_Ah"],
                   physics_capacity_Ah=physics.metadata["capacity_Ah"],
@@ -156,22 +157,26 @@ def _nominal_plant_voltage(cell, trace: CurrentTrace, spec, cache: ModelCache) -
     return voltage
 
 
-def _cut_where_physics_leaves_its_window(measured: dict, reference: Trajectory, physics: Trajectory) -> str:
+def _cut_where_a_model_leaves_its_window(measured: dict, reference: Trajectory, physics: Trajectory) -> str:
     """Driven past its own full or empty state (the plant holds more charge, or the measured
-    charge counter drifted), the physics model's voltage runs off to its OCP asymptotes.
-    Cut the series and the cycles there, in place; return why (empty when nothing was cut)."""
-    window = physics.metadata["voltage_window_V"]
-    end = rows_inside_window(physics.columns["Voltage [V]"], window)
-    if end == len(physics.columns["Voltage [V]"]):
+    charge counter drifted), the physics model's voltage runs off to its OCP asymptotes; so does
+    a plant replaying a measured current past its voltage limits (``Dynamic.voltage_cutoffs``).
+    Cut the series and the cycles where either leaves its window, in place; return why (empty
+    when nothing was cut)."""
+    ends = {name: (rows_inside_window(trajectory.columns["Voltage [V]"], trajectory.metadata["voltage_window_V"]),
+                   trajectory.metadata["voltage_window_V"])
+            for name, trajectory in (("physics", physics), ("reference", reference))}
+    name, (end, window) = min(ends.items(), key=lambda item: item[1][0])
+    if end >= len(physics.columns["Voltage [V]"]):
         return ""
     end_time = float(measured["Time [s]"][end])
     for columns in (measured, reference.columns, physics.columns):
-        for name in columns:
-            columns[name] = columns[name][:end]
+        for column in columns:
+            columns[column] = columns[column][:end]
     for trajectory in (reference, physics):
         keep = trajectory.cycles["End time [s]"] < end_time
-        trajectory.cycles = {name: values[keep] for name, values in trajectory.cycles.items()}
-    return left_window_message(window, end_time)
+        trajectory.cycles = {column: values[keep] for column, values in trajectory.cycles.items()}
+    return f"{name} {left_window_message(window, end_time)}"
 
 
 def base_record(spec, plan: SamplePlan) -> dict[str, Any]:

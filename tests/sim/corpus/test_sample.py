@@ -203,3 +203,24 @@ def test_the_plant_of_a_scaled_cell_keeps_its_capacity_under_variability(smoke):
     result = run_sample(spec, 0, cache=ModelCache(max_size=2))
     assert result.record["status"] in ("ok", "truncated"), result.record["message"]
     assert result.record["capacity_Ah"] == pytest.approx(result.record["physics_capacity_Ah"], rel=0.1)
+
+
+def test_a_plant_running_past_its_voltage_window_is_cut_there_with_the_physics():
+    """A replay runs its plant past the voltage limits; where the plant's voltage runs away (driven
+    past empty) the pair ends, as it ends where the physics model's does."""
+    from sim.physics import Trajectory
+
+    def trajectory(voltage):
+        columns = {"Time [s]": np.arange(6.0) * 10.0, "Voltage [V]": np.asarray(voltage, dtype=float)}
+        cycles = {"Tag": np.array(["a", "b"]), "Start time [s]": np.array([0.0, 30.0]),
+                  "End time [s]": np.array([20.0, 50.0])}
+        return Trajectory(columns, cycles, "ok", "", {"voltage_window_V": (2.5, 4.2)})
+
+    plant, physics = trajectory([3.6, 3.5, 3.4, 2.0, -40.0, -900.0]), trajectory([3.6, 3.5, 3.4, 3.3, 3.2, 3.1])
+    measured = {name: values.copy() for name, values in plant.columns.items()}
+    message = sample._cut_where_a_model_leaves_its_window(measured, plant, physics)
+    assert message.startswith("reference left its voltage window [2.5, 4.2] V") and "t = 30 s" in message
+    assert len(measured["Time [s]"]) == len(plant.columns["Voltage [V]"]) == len(physics.columns["Voltage [V]"]) == 3
+    assert plant.cycles["Tag"].tolist() == physics.cycles["Tag"].tolist() == ["a"]
+    both_inside = trajectory([3.6] * 6)
+    assert sample._cut_where_a_model_leaves_its_window(dict(both_inside.columns), both_inside, trajectory([3.5] * 6)) == ""
