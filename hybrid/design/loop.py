@@ -14,7 +14,6 @@ the region where the reference meets it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import time
@@ -81,11 +80,10 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
                               round_dir / "run", seed=problem.optimiser.seed)
             shrinkage.append(uncertainty_shrinkage(problem, tuned, candidates, pairs))
             surrogate = tuned
-            known = rescored(problem, surrogate, pairs)
             candidates = study_candidates(optimise(problem, surrogate, round_dir, progress=progress,
-                                                   constraint_offset=search_offset(problem, known)))
-            surrogate_evaluations += len(known) + len(candidates)
-            more, backoff = verify(problem, reference, candidates, previous=known, first_round=pairs[-1].round + 1)
+                                                   constraint_offset=search_offset(problem, pairs)))
+            surrogate_evaluations += len(candidates)
+            more, backoff = verify(problem, reference, candidates, previous=pairs, first_round=pairs[-1].round + 1)
             pairs += more
     report = {
         "problem": problem.name,
@@ -111,18 +109,6 @@ def search_offset(problem: DesignProblem, verified: Sequence[Verified]) -> list[
     feasible protocols). Zeros before anything is verified."""
     calibration = fit_calibration(problem, [(v.surrogate, v.reference) for v in verified])
     return list(calibration.offset[len(problem.objectives):])
-
-
-def rescored(problem: DesignProblem, surrogate: RunModel, pairs: Sequence[Verified]) -> list[Verified]:
-    """``pairs`` with their surrogate metrics from ``surrogate`` (fine-tuned on them), so that the
-    calibration after an active-learning round describes the surrogate that searches next: the
-    fast-charge surrogate read the maximum charge voltage up to 20 mV low before fine-tuning
-    and within 2 mV of the reference on the designs picked after, so an offset fitted on its
-    old errors kept the search off the voltage limit, where the optimum lies. (Its errors on designs it was tuned on are in-sample,
-    so the spread fitted on them is if anything too narrow.) The report keeps the predictions
-    each design was picked with."""
-    again = score_candidates(problem, surrogate, [pair.surrogate.params for pair in pairs])
-    return [dataclasses.replace(pair, surrogate=candidate) for pair, candidate in zip(pairs, again)]
 
 
 def _chosen_row(problem: DesignProblem, pair: Verified) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pytest
 from tests.hybrid.design.test_candidates import AnalyticModel, analytic_problem
 
 from hybrid.design.candidates import Candidate
-from hybrid.design.loop import best_verified, design_cli, rescored, search_offset
+from hybrid.design.loop import best_verified, design_cli, search_offset
 from hybrid.design.optimise import optimise, study_candidates
 from hybrid.design.problem import load_problem
 from hybrid.design.verify import calibration_designs, verify
@@ -66,17 +66,6 @@ def test_the_search_steers_by_the_calibrated_constraint_and_finds_the_region_a_b
     steered = best_feasible_porosity(optimise(problem, surrogate, tmp_path / "steered", constraint_offset=offset,
                                               progress=False))
     assert raw <= 0.24 < steered <= 0.26 + 1e-6
-
-
-def test_after_fine_tuning_the_calibration_reads_the_tuned_surrogate():
-    problem = analytic_problem(max_temperature_K=326.0)
-    problem = problem.model_copy(update={"verify": problem.verify.model_copy(update={"calibration_designs": 4})})
-    before, reference = AnalyticModel(temperature_offset_K=2.0), AnalyticModel()
-    pairs = calibration_designs(problem, before, reference)
-    assert search_offset(problem, pairs) == pytest.approx([-2.0], abs=1e-3)
-    tuned = rescored(problem, AnalyticModel(temperature_offset_K=0.5), pairs)
-    assert search_offset(problem, tuned) == pytest.approx([-0.5], abs=1e-3)
-    assert [(p.trial, p.round, p.reference) for p in tuned] == [(p.trial, p.round, p.reference) for p in pairs]
 
 
 def test_the_best_verified_design_is_the_best_feasible_one():
