@@ -23,7 +23,7 @@ from typing import Annotated, Literal, Union
 
 import numpy as np
 import pybamm
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from sim.protocols import drive_cycles as drive_cycles
 from sim.protocols.base import ProtocolBase
@@ -133,6 +133,14 @@ class Dynamic(ProtocolBase):
     # voltage went, so the simulated one does too (a plant whose limits differ from the
     # measured cell's would otherwise stop early, e.g. at an HPPC test's opening top-up charge)
     voltage_cutoffs: bool = True
+
+    @model_serializer(mode="wrap")
+    def _without_default_cutoffs(self, handler):
+        # the field came later: a protocol that keeps its cut-offs dumps (and fingerprints) as before
+        data = handler(self)
+        if self.voltage_cutoffs and isinstance(data, dict):
+            data.pop("voltage_cutoffs", None)
+        return data
 
     @model_validator(mode="after")
     def _one_source(self) -> "Dynamic":

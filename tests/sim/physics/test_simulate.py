@@ -176,3 +176,5 @@ def test_a_replayed_current_runs_past_the_voltage_limits_that_stop_an_ordinary_d
     assert stopped["Time [s]"][-1] < 3000.0
     assert replay["Time [s]"][-1] == pytest.approx(3600.0)
     assert replay["Voltage [V]"].max() > 4.2
+    # a protocol that keeps its cut-offs dumps as before the field existed (corpus and study fingerprints)
+    assert "voltage_cutoffs" not in Dynamic().model_dump() and Dynamic(voltage_cutoffs=False).model_dump()["voltage_cutoffs"] is False
