@@ -67,7 +67,7 @@ class CellSpec(StrictModel):
         [J/mol]: "Contact resistance [Ohm]" is its value at 25 degC, and the cell's is that times
         exp(E / R (1 / T - 1 / 298.15)) at its ambient temperature T. A measured cell's series
         resistance grows steeply in the cold; a calibration over several temperatures fits it
-        (:func:`sim.measured.calibrate.fit_series_resistance`). Needs a fidelity with contact
+        (:func:`sim.measured.temperature_fit.fit_series_resistance`). Needs a fidelity with contact
         resistance. It follows the ambient, not the self-heating, temperature.
     """
 

@@ -163,10 +163,9 @@ def _cut_where_a_model_leaves_its_window(measured: dict, reference: Trajectory, 
     a plant replaying a measured current past its voltage limits (``Dynamic.voltage_cutoffs``).
     Cut the series and the cycles where either leaves its window, in place; return why (empty
     when nothing was cut)."""
-    ends = {name: (rows_inside_window(trajectory.columns["Voltage [V]"], trajectory.metadata["voltage_window_V"]),
-                   trajectory.metadata["voltage_window_V"])
-            for name, trajectory in (("physics", physics), ("reference", reference))}
-    name, (end, window) = min(ends.items(), key=lambda item: item[1][0])
+    windows = {"physics": physics, "reference": reference}
+    end, name, window = min((rows_inside_window(t.columns["Voltage [V]"], t.metadata["voltage_window_V"]), name,
+                             t.metadata["voltage_window_V"]) for name, t in windows.items())
     if end >= len(physics.columns["Voltage [V]"]):
         return ""
     end_time = float(measured["Time [s]"][end])

@@ -36,6 +36,7 @@ from pydantic import Field, model_validator
 from scipy.optimize import least_squares
 
 from sim.cells import CellSpec
+from sim.cells.spec import CONTACT_RESISTANCE
 from sim.config import StrictModel
 from sim.errors import ConfigError
 from sim.physics import Fidelity
@@ -45,7 +46,6 @@ from sim.physics import ModelCache, prepare_cell
 
 log = logging.getLogger(__name__)
 
-CONTACT_RESISTANCE = "Contact resistance [Ohm]"
 BALANCE_PARAMETER = "Positive electrode active material volume fraction"
 EXCHANGE_CURRENT_PARAMETERS = ("Negative electrode exchange-current density [A.m-2]",
                                "Positive electrode exchange-current density [A.m-2]")
@@ -186,7 +186,7 @@ def apply_values(cell: CellSpec, values: dict[str, float],
 
 
 @dataclass(frozen=True)
-class _Fitted:
+class FittedValue:
     """One fitted value: its name, bounds, and whether it lives on a log scale."""
 
     name: str
@@ -207,20 +207,20 @@ class _Fitted:
         return (value - low) / (high - low)
 
 
-def fitted_values(options: CalibrationOptions, fidelity: Fidelity) -> list[_Fitted]:
+def fitted_values(options: CalibrationOptions, fidelity: Fidelity) -> list[FittedValue]:
     """The values ``options`` fits, in optimiser order."""
-    fitted = [_Fitted("capacity_scale", options.capacity_scale, log=False)] if options.capacity == "fit" else []
+    fitted = [FittedValue("capacity_scale", options.capacity_scale, log=False)] if options.capacity == "fit" else []
     if options.initial_soc is not None:
-        fitted.append(_Fitted("initial_soc", options.initial_soc, log=False))
+        fitted.append(FittedValue("initial_soc", options.initial_soc, log=False))
     if options.balance_scale is not None:
-        fitted.append(_Fitted("balance_scale", options.balance_scale, log=False))
+        fitted.append(FittedValue("balance_scale", options.balance_scale, log=False))
     if options.resistance == "contact":
         if not fidelity.contact_resistance:
             raise ConfigError("calibration.resistance = 'contact' needs fidelity.contact_resistance: true "
                               "(or use resistance: exchange_current)")
-        fitted.append(_Fitted("contact_resistance_ohm", options.contact_resistance_ohm, log=False))
+        fitted.append(FittedValue("contact_resistance_ohm", options.contact_resistance_ohm, log=False))
     elif options.resistance == "exchange_current":
-        fitted.append(_Fitted("exchange_current_scale", options.exchange_current_scale, log=True))
+        fitted.append(FittedValue("exchange_current_scale", options.exchange_current_scale, log=True))
     return fitted
 
 
@@ -281,7 +281,7 @@ class _Objective:
     data: FitData
     fidelity: Fidelity
     options: CalibrationOptions
-    fitted: list[_Fitted]
+    fitted: list[FittedValue]
     capacity_Ah: float | None       # the capacity every trial is given, or None to fit it
     cache: ModelCache | None
     evaluations: int = 0
@@ -344,7 +344,7 @@ def _nominal_value(name: str, cell: CellSpec, nominal) -> float:
     return 1.0
 
 
-def _start_values(cell: CellSpec, nominal, fitted: list[_Fitted],
+def _start_values(cell: CellSpec, nominal, fitted: list[FittedValue],
                   throughput_capacity_Ah: float | None) -> dict[str, float]:
     start = {spec.name: _nominal_value(spec.name, cell, nominal) for spec in fitted}
     if throughput_capacity_Ah is not None:

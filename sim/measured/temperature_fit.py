@@ -27,8 +27,9 @@ from scipy.optimize import least_squares
 
 from sim.cells import CellSpec
 from sim.errors import ConfigError
-from sim.measured.calibrate import CONTACT_RESISTANCE, CalibrationOptions
-from sim.measured.fit_data import fit_data, rmse_mV, voltage_error
+from sim.cells.spec import CONTACT_RESISTANCE
+from sim.measured.calibrate import CalibrationOptions, FittedValue
+from sim.measured.fit_data import Bounds, fit_data, rmse_mV, voltage_error
 from sim.measured.loader import MeasuredSeries
 from sim.physics import Fidelity, ModelCache
 
@@ -64,11 +65,12 @@ def fit_series_resistance(records: Sequence[tuple[CellSpec, MeasuredSeries]], fi
         raise ConfigError("calibration.temperature_files: match no test; allowed: globs of test files")
     started = time.perf_counter()
     grids = [(cell, fit_data(measured, options.fit_period_s, options.fit_voltage_V)) for cell, measured in records]
-    low, high = options.contact_resistance_ohm.low, options.contact_resistance_ohm.high
+    fitted = (FittedValue("contact_resistance_ohm", options.contact_resistance_ohm, log=False),
+              FittedValue("contact_resistance_activation_J_mol", Bounds(low=0.0, high=MAX_ACTIVATION_J_MOL), log=False))
     evaluations = 0
 
     def cells(unit: np.ndarray) -> list[CellSpec]:
-        resistance, energy = low + unit[0] * (high - low), unit[1] * MAX_ACTIVATION_J_MOL
+        resistance, energy = (spec.value(u) for spec, u in zip(fitted, unit))
         return [cell.with_updates(overrides={**cell.overrides, CONTACT_RESISTANCE: resistance},
                                   contact_resistance_activation_J_mol=energy) for cell, _ in grids]
 
@@ -79,12 +81,11 @@ def fit_series_resistance(records: Sequence[tuple[CellSpec, MeasuredSeries]], fi
                                for cell, (_, data) in zip(cells(unit), grids)])
 
     before = [rmse_mV(voltage_error(cell, data, fidelity, cache=cache)) for cell, data in grids]
-    start = np.array([min(max((0.01 - low) / (high - low), 0.0), 1.0), 30_000.0 / MAX_ACTIVATION_J_MOL])
-    fitted = least_squares(errors, start, bounds=(0.0, 1.0), method="trf", diff_step=1e-3,
+    start = np.array([fitted[0].unit(0.01), fitted[1].unit(30_000.0)])  # 10 mOhm, 30 kJ/mol
+    result = least_squares(errors, start, bounds=(0.0, 1.0), method="trf", diff_step=1e-3,
                            max_nfev=options.max_iterations * 3, xtol=options.tolerance, ftol=options.tolerance)
-    best = cells(fitted.x)
-    after = [rmse_mV(voltage_error(cell, data, fidelity, cache=cache)) for cell, (_, data) in zip(best, grids)]
-    values = {"contact_resistance_ohm": float(low + fitted.x[0] * (high - low)),
-              "contact_resistance_activation_J_mol": float(fitted.x[1] * MAX_ACTIVATION_J_MOL)}
+    after = [rmse_mV(voltage_error(cell, data, fidelity, cache=cache))
+             for cell, (_, data) in zip(cells(result.x), grids)]
+    values = {spec.name: spec.value(u) for spec, u in zip(fitted, result.x)}
     return SeriesResistanceFit(values, [cell.ambient_temperature_K for cell, _ in grids], before, after,
-                               evaluations, time.perf_counter() - started, bool(fitted.success), str(fitted.message))
+                               evaluations, time.perf_counter() - started, bool(result.success), str(result.message))
