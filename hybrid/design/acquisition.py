@@ -11,31 +11,17 @@ among designs at least ``min_feasibility`` likely to be feasible while any open 
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
 
 from hybrid.design.candidates import Candidate
 from hybrid.design.optimise import hypervolume, minimisation_form, pareto_front
-from hybrid.design.problem import DesignProblem
+from hybrid.design.problem import DesignProblem, unit_positions
 from hybrid.design.uncertainty import Calibration, expected_improvement, probability_feasible, target_arrays
 
 MC_SAMPLES = 64  # Monte Carlo draws of the expected hypervolume improvement
 EHVI_POOL = 48  # candidates the hypervolume improvement is estimated for (the most promising)
-
-
-def unit_positions(problem: DesignProblem, params: Sequence[dict[str, float]]) -> np.ndarray:
-    """(designs, variables): each variable mapped onto [0, 1] (log-scaled where its range is)."""
-    columns = []
-    for name, bounds in problem.variables.items():
-        values = np.array([p[name] for p in params], dtype=float)
-        if bounds.log:
-            values, low, high = np.log(values), math.log(bounds.low), math.log(bounds.high)
-        else:
-            low, high = bounds.low, bounds.high
-        columns.append((values - low) / max(high - low, 1e-300))
-    return np.array(columns).T.reshape(len(params), len(problem.variables))
 
 
 def choose(problem: DesignProblem, candidates: Sequence[tuple[int, Candidate]], verified: Sequence[Candidate],
@@ -47,11 +33,11 @@ def choose(problem: DesignProblem, candidates: Sequence[tuple[int, Candidate]], 
     if not pool:
         return []
     values, spreads = target_arrays(problem, [c for _, c in pool])
-    values = calibration.mean(values)  # what the reference is expected to give
+    positions = unit_positions(problem, [c.params for _, c in pool])
+    values = calibration.mean(values, positions)  # what the reference is expected to give
     objectives = len(problem.objectives)
     mean, sigma = values[:, :objectives], calibration.sigma(spreads)
     feasible_p = probability_feasible(problem, values, sigma)
-    positions = unit_positions(problem, [c.params for _, c in pool])
     taken = unit_positions(problem, [c.params for c in verified])
     known = _verified_front(problem, verified)
     rng = np.random.default_rng(seed)

@@ -1,9 +1,9 @@
 """The design loop: calibrate the surrogate's uncertainty on a few reference designs, optimise on
 the surrogate, verify picks on the reference (:mod:`hybrid.design.verify`), optionally fine-tune
 the surrogate on them and search again (active learning), and report. Each search steers by the
-surrogate's constraint values shifted by the calibration offset fitted on the designs verified
-before it (:func:`search_offset`), so a constraint the surrogate is biased on does not wall off
-the region where the reference meets it.
+surrogate's constraint values as calibrated on the designs verified before it (offset and local
+bias, :mod:`hybrid.design.uncertainty`), so a constraint the surrogate is biased on does not
+wall off the region where the reference meets it.
 
     problem --calibration designs--> --optimise--> study.db --verify (acquisition)--> picks
       --ReferenceModel--> reference metrics --> report.json, report.md, PNG
@@ -30,6 +30,7 @@ from hybrid.design.report import REPORT_JSON, write_report
 from hybrid.design.uncertainty import (
     Calibration,
     coverage,
+    design_positions,
     fit_calibration,
     inside_interval,
     target_arrays,
@@ -67,7 +68,7 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
     with runtime:
         calibration = calibration_designs(problem, surrogate, reference)
         candidates = study_candidates(optimise(problem, surrogate, out_dir, progress=progress,
-                                               constraint_offset=search_offset(problem, calibration)))
+                                               calibration=calibrated(problem, calibration)))
         pairs, backoff = verify(problem, reference, candidates, previous=calibration,
                                 first_round=1 if calibration else 0)
         pairs = calibration + pairs
@@ -81,7 +82,7 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
             shrinkage.append(uncertainty_shrinkage(problem, tuned, candidates, pairs))
             surrogate = tuned
             candidates = study_candidates(optimise(problem, surrogate, round_dir, progress=progress,
-                                                   constraint_offset=search_offset(problem, pairs)))
+                                                   calibration=calibrated(problem, pairs)))
             surrogate_evaluations += len(candidates)
             more, backoff = verify(problem, reference, candidates, previous=pairs, first_round=pairs[-1].round + 1)
             pairs += more
@@ -102,13 +103,11 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
     return json_safe(report)
 
 
-def search_offset(problem: DesignProblem, verified: Sequence[Verified]) -> list[float]:
-    """The calibration offset of each constraint bound, fitted on the designs verified before a
-    search, so that the search steers by what the reference is expected to give (a plating
-    margin the surrogate's physics gives 15 mV low would otherwise wall off the fastest
-    feasible protocols). Zeros before anything is verified."""
-    calibration = fit_calibration(problem, [(v.surrogate, v.reference) for v in verified])
-    return list(calibration.offset[len(problem.objectives):])
+def calibrated(problem: DesignProblem, verified: Sequence[Verified]) -> Calibration:
+    """The calibration fitted on the designs verified before a search: it steers by what the
+    reference is expected to give (a plating margin the surrogate's physics gives 15 mV low
+    would otherwise wall off the fastest feasible protocols)."""
+    return fit_calibration(problem, [(v.surrogate, v.reference) for v in verified])
 
 
 def _chosen_row(problem: DesignProblem, pair: Verified) -> dict[str, Any]:
@@ -116,7 +115,8 @@ def _chosen_row(problem: DesignProblem, pair: Verified) -> dict[str, Any]:
     90 % interval per target, as judged when it was picked) beside the reference."""
     candidate, checked = pair.surrogate, pair.reference
     (mean,), (spread,) = target_arrays(problem, [candidate])
-    mean, half = pair.calibration.mean(mean), Z_90 * pair.calibration.sigma(spread)
+    (mean,) = pair.calibration.mean(mean[None, :], design_positions(problem, pair.calibration, [candidate]))
+    half = Z_90 * pair.calibration.sigma(spread)
     return {"trial": pair.trial, "round": pair.round, "purpose": pair.purpose, "params": candidate.params,
             "design": candidate.design, "surrogate": candidate.to_dict()["metrics"],
             "spread": candidate.to_dict()["spread"],

@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import optuna
 from tqdm import tqdm
 
 from hybrid.design.candidates import Candidate, score_candidates
-from hybrid.design.problem import DesignProblem, OptimiserOptions, constraint_labels
+from hybrid.design.problem import DesignProblem, OptimiserOptions, constraint_labels, unit_positions
 from hybrid.surrogate import RunModel
 from sim.errors import ConfigError
+
+if TYPE_CHECKING:  # (uncertainty imports this module)
+    from hybrid.design.uncertainty import Calibration
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +45,16 @@ def make_sampler(options: OptimiserOptions) -> optuna.samplers.BaseSampler:
 
 
 def optimise(problem: DesignProblem, model: RunModel, out_dir: str | Path, *,
-             constraint_offset: Sequence[float] | None = None, progress: bool = True) -> optuna.Study:
+             calibration: Calibration | None = None, progress: bool = True) -> optuna.Study:
     """Run (or resume) the problem's study on ``model`` until it holds ``optimiser.trials``
     complete trials. Trials keep their candidate (metrics, status) in ``user_attrs``.
 
-    ``constraint_offset`` (one per constraint bound, as ``Candidate.constraint_values``) is
-    added to the model's constraint values before the sampler sees them: what the reference is
-    expected to give where the model is biased (the loop's calibration offset). Without it the
-    sampler steers by the model's raw values, and a constraint the model underestimates walls
-    off the region near its bound, where the optimum of a constrained problem usually lies.
+    With ``calibration`` (:mod:`hybrid.design.uncertainty`, fitted on the designs verified
+    before the search) the sampler sees each constraint value as the reference is expected to
+    give it: the model's value plus the calibration's offset and local bias at the design.
+    Without it the sampler steers by the model's raw values, and a constraint the model
+    underestimates walls off the region near its bound, where the optimum of a constrained
+    problem usually lies.
 
     Raises ConfigError when ``out_dir`` holds a study of another problem or other offsets.
     """
@@ -64,10 +68,7 @@ def optimise(problem: DesignProblem, model: RunModel, out_dir: str | Path, *,
     # what defines the trials: everything but how many, how they are verified and where they run
     fingerprint = problem.model_dump_json(exclude={"optimiser": {"trials"}, "verify": True, "active_learning": True,
                                                    "backend": True, "workers": True})
-    offset = np.zeros(len(constraint_labels(problem))) if constraint_offset is None else np.asarray(
-        constraint_offset, dtype=float)
-    if np.any(offset != 0):  # (a study without offsets keeps the fingerprint it always had)
-        fingerprint += f" constraint_offset={[round(float(v), 12) for v in offset]}"
+    fingerprint += steering_key(problem, calibration)
     if study.user_attrs.get("problem", fingerprint) != fingerprint:
         raise ConfigError(f"out_dir {out_dir}: {STUDY_FILE} holds a study of another problem '{problem.name}' "
                           "(or of other constraint offsets); allowed: the same problem to resume it, or a new out_dir")
@@ -82,7 +83,9 @@ def optimise(problem: DesignProblem, model: RunModel, out_dir: str | Path, *,
             trials = [study.ask() for _ in range(min(problem.optimiser.batch_size, problem.optimiser.trials - done))]
             params = [{name: trial.suggest_float(name, bounds.low, bounds.high, log=bounds.log)
                        for name, bounds in problem.variables.items()} for trial in trials]
-            for trial, candidate in zip(trials, score_candidates(problem, model, params)):
+            shift = (np.zeros((len(params), len(constraint_labels(problem)))) if calibration is None else
+                     calibration.shift(unit_positions(problem, params))[:, len(problem.objectives):])
+            for trial, candidate, offset in zip(trials, score_candidates(problem, model, params), shift):
                 trial.set_user_attr("candidate", candidate.to_dict())
                 for k, value in enumerate(np.asarray(candidate.constraint_values(problem)) + offset):
                     trial.set_constraint(f"c{k}", float(value))
@@ -90,6 +93,20 @@ def optimise(problem: DesignProblem, model: RunModel, out_dir: str | Path, *,
             done += len(trials)
             bar.update(len(trials))
     return study
+
+
+def steering_key(problem: DesignProblem, calibration: Calibration | None) -> str:
+    """What of ``calibration`` the sampler sees, for the study's fingerprint: nothing without it;
+    the constraint offsets where any is nonzero (so a study steered by offsets alone keeps the
+    fingerprint it always had) and a digest of each constraint's local bias where any has one."""
+    if calibration is None:
+        return ""
+    constraints = range(len(problem.objectives), len(calibration.labels))
+    offset = [round(float(calibration.offset[k]), 12) for k in constraints]
+    key = f" constraint_offset={offset}" if any(offset) else ""
+    bias = [calibration.bias[k].key() if calibration.bias and calibration.bias[k] is not None else None
+            for k in constraints]
+    return key + (f" constraint_bias={bias}" if any(bias) else "")
 
 
 def study_candidates(study: optuna.Study) -> list[tuple[int, Candidate]]:

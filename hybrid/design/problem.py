@@ -11,9 +11,11 @@ read from one of the problem's protocols.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal, Mapping, Sequence
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from hybrid.design.active import ActiveLearningOptions
@@ -219,3 +221,16 @@ def constraint_labels(problem: DesignProblem) -> list[str]:
         labels += [f"{name} {sign} {bound:g}" for bound, sign in ((constraint.min, ">="), (constraint.max, "<="))
                    if bound is not None]
     return labels
+
+
+def unit_positions(problem: DesignProblem, params: Sequence[dict[str, float]]) -> np.ndarray:
+    """(designs, variables): each variable mapped onto [0, 1] (log-scaled where its range is)."""
+    columns = []
+    for name, bounds in problem.variables.items():
+        values = np.array([p[name] for p in params], dtype=float)
+        if bounds.log:
+            values, low, high = np.log(values), math.log(bounds.low), math.log(bounds.high)
+        else:
+            low, high = bounds.low, bounds.high
+        columns.append((values - low) / max(high - low, 1e-300))
+    return np.array(columns).T.reshape(len(params), len(problem.variables))

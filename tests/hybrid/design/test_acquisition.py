@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from tests.hybrid.design.test_candidates import AnalyticModel, analytic_problem
 
-from hybrid.design.acquisition import _ehvi, _improvement, choose, unit_positions
+from hybrid.design.acquisition import _ehvi, _improvement, choose
+from hybrid.design.problem import unit_positions
 from hybrid.design.candidates import Candidate
 from hybrid.design.optimise import hypervolume, optimise, pareto_front, study_candidates
 from hybrid.design.problem import DesignProblem

@@ -14,7 +14,7 @@ import pytest
 from tests.hybrid.design.test_candidates import AnalyticModel, analytic_problem
 
 from hybrid.design.candidates import Candidate
-from hybrid.design.loop import best_verified, design_cli, search_offset
+from hybrid.design.loop import best_verified, calibrated, design_cli
 from hybrid.design.optimise import optimise, study_candidates
 from hybrid.design.problem import load_problem
 from hybrid.design.verify import calibration_designs, verify
@@ -54,16 +54,16 @@ def test_the_search_steers_by_the_calibrated_constraint_and_finds_the_region_a_b
     problem = analytic_problem(trials=30, max_temperature_K=326.0)
     problem = problem.model_copy(update={"verify": problem.verify.model_copy(update={"calibration_designs": 6})})
     surrogate, reference = AnalyticModel(temperature_offset_K=2.0), AnalyticModel()
-    assert search_offset(problem, []) == [0.0]
-    offset = search_offset(problem, calibration_designs(problem, surrogate, reference))
-    assert offset == pytest.approx([-2.0], abs=1e-3)
+    assert calibrated(problem, []).offset == (0.0, 0.0)
+    calibration = calibrated(problem, calibration_designs(problem, surrogate, reference))
+    assert calibration.offset[1] == pytest.approx(-2.0, abs=1e-3)
 
     def best_feasible_porosity(study):
         feasible = [t for t in study.trials if all(v <= 0 for v in t.constraints.values())]
         return max(feasible, key=lambda t: t.values[0]).params["negative_porosity"]
 
     raw = best_feasible_porosity(optimise(problem, surrogate, tmp_path / "raw", progress=False))
-    steered = best_feasible_porosity(optimise(problem, surrogate, tmp_path / "steered", constraint_offset=offset,
+    steered = best_feasible_porosity(optimise(problem, surrogate, tmp_path / "steered", calibration=calibration,
                                               progress=False))
     assert raw <= 0.24 < steered <= 0.26 + 1e-6
 

@@ -5,6 +5,8 @@ constraints."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import optuna
 import pytest
@@ -13,7 +15,8 @@ from tests.hybrid.design.test_candidates import AnalyticModel, analytic_problem
 from hybrid.design.candidates import Candidate
 from hybrid.design.optimise import hypervolume, minimisation_form, optimise, pareto_front, select_candidates, \
     study_candidates
-from hybrid.design.problem import DesignProblem
+from hybrid.design.problem import DesignProblem, unit_positions
+from hybrid.design.uncertainty import Calibration, LocalBias
 from sim.errors import ConfigError
 
 
@@ -83,11 +86,23 @@ def test_optimiser_beats_its_random_start_and_respects_constraints(tmp_path):
     assert best.value(problem, problem.objectives[0]) > max(powers[:problem.optimiser.startup_trials])
 
 
-def test_a_constraint_offset_is_what_the_sampler_sees_and_is_part_of_the_study(tmp_path):
+def test_a_calibrated_constraint_is_what_the_sampler_sees_and_is_part_of_the_study(tmp_path):
     problem, model = analytic_problem(trials=4), AnalyticModel()
-    study = optimise(problem, model, tmp_path, constraint_offset=[-7.5], progress=False)
+    raw = Calibration.raw(problem)
+    calibration = dataclasses.replace(raw, offset=(0.0, -7.5))
+    study = optimise(problem, model, tmp_path, calibration=calibration, progress=False)
     for (_, candidate), trial in zip(study_candidates(study), study.trials):
-        raw = candidate.constraint_values(problem)
-        assert list(trial.constraints.values()) == pytest.approx([raw[0] - 7.5])
+        values = candidate.constraint_values(problem)
+        assert list(trial.constraints.values()) == pytest.approx([values[0] - 7.5])
     with pytest.raises(ConfigError, match="other constraint offsets"):
         optimise(problem, model, tmp_path, progress=False)
+    # a local bias is added where the design is (and a study steered by another one is another study)
+    bias = LocalBias(np.array([[0.5, 0.5]]), np.array([2.0]), length=0.2)
+    biased = dataclasses.replace(calibration, bias=(None, bias))
+    study = optimise(problem, model, tmp_path / "biased", calibration=biased, progress=False)
+    for (_, candidate), trial in zip(study_candidates(study), study.trials):
+        at = unit_positions(problem, [candidate.params])
+        expected = candidate.constraint_values(problem)[0] - 7.5 + float(bias(at)[0])
+        assert list(trial.constraints.values()) == pytest.approx([expected])
+    with pytest.raises(ConfigError, match="other constraint offsets"):
+        optimise(problem, model, tmp_path / "biased", calibration=calibration, progress=False)

@@ -10,11 +10,13 @@ from scipy.stats import norm
 from tests.hybrid.design.test_candidates import analytic_problem
 
 from hybrid.design.candidates import Candidate
+from hybrid.design.problem import unit_positions
 from hybrid.design.uncertainty import (
     Calibration,
     coverage,
     expected_improvement,
     fit_calibration,
+    fit_local_bias,
     probability_feasible,
     target_arrays,
     target_labels,
@@ -76,3 +78,43 @@ def test_expected_improvement_and_probability_of_feasibility_match_their_closed_
     values = np.array([[0.0, -1.0], [0.0, 1.0], [0.0, 0.0]])
     sigmas = np.array([[0.0, 1.0], [0.0, 0.0], [0.0, 2.0]])
     np.testing.assert_allclose(probability_feasible(problem, values, sigmas), [norm.cdf(1.0), 0.0, 0.5])
+
+
+def _located_pairs(problem, unit: np.ndarray, error) -> list[tuple[Candidate, Candidate]]:
+    """Surrogate/reference pairs at unit-cube positions whose temperature error is ``error(unit)``."""
+    pairs = []
+    for position, e in zip(unit, error(unit)):
+        params = {name: bounds.at(u) for (name, bounds), u in zip(problem.variables.items(), position)}
+        surrogate = Candidate(params, params, {"hppc": {"power_capability_W": 100.0, "max_temperature_K": 320.0}},
+                              {"hppc": {"power_capability_W": 1.0, "max_temperature_K": 0.1}})
+        reference = Candidate(params, params, {"hppc": {"power_capability_W": 100.0, "max_temperature_K": 320.0 + e}})
+        pairs.append((surrogate, reference))
+    return pairs
+
+
+def test_a_design_dependent_bias_is_learned_and_its_intervals_stay_honest_on_fresh_designs():
+    # the surrogate reads the temperature 3 K low at high porosity and right at low porosity: the
+    # global offset alone would be 1.5 K off everywhere
+    problem, rng = analytic_problem(), np.random.default_rng(0)
+    def error(unit):
+        return 3.0 / (1.0 + np.exp(-12.0 * (unit[:, 0] - 0.5))) + 0.1 * rng.standard_normal(len(unit))
+    calibration = fit_calibration(problem, _located_pairs(problem, rng.uniform(size=(40, 2)), error))
+    assert calibration.bias[0] is None and calibration.bias[1] is not None  # power has no design-dependent error
+    assert calibration.floor[1] < 0.5  # the bias's own error, not the 1.5 K a global offset leaves
+    fresh = _located_pairs(problem, rng.uniform(0.05, 0.95, size=(400, 2)), error)
+    positions = unit_positions(problem, [s.params for s, _ in fresh])
+    expected = calibration.mean(target_arrays(problem, [s for s, _ in fresh])[0], positions)[:, 1]
+    truth = target_arrays(problem, [r for _, r in fresh])[0][:, 1]
+    assert np.sqrt(np.mean((expected - truth) ** 2)) < 0.4
+    judged = coverage(problem, [(calibration, s, r) for s, r in fresh])
+    assert judged["targets"]["hppc.max_temperature_K <= 329"] == pytest.approx(0.9, abs=0.07)
+
+
+def test_errors_without_structure_get_no_local_bias():
+    problem, rng = analytic_problem(), np.random.default_rng(1)
+    pairs = _located_pairs(problem, rng.uniform(size=(40, 2)), lambda unit: 1.0 + rng.standard_normal(len(unit)))
+    calibration = fit_calibration(problem, pairs)
+    assert calibration.bias == ()
+    assert calibration.offset[1] == pytest.approx(1.0, abs=0.4)
+    bias, held_out = fit_local_bias(rng.uniform(size=(5, 2)), np.arange(5.0))  # too few designs
+    assert bias is None and not held_out.any()
