@@ -25,8 +25,9 @@ mean + offset + bias(design), with bias the posterior mean of a Gaussian process
 cube of the variables fitted to the errors less their mean (:func:`fit_local_bias`). Its length
 scale and noise are chosen by leave-one-out error, it is kept only where it predicts the
 held-out errors clearly better than the global offset alone, and ``scale`` and ``floor`` are
-then fitted on the leave-one-out errors, so an interval is as wide as the bias model's own
-error on designs it has not seen.
+then fitted on the leave-one-out errors: an interval is as wide as the bias model's error on
+the verified designs left out one at a time, and does not widen away from them (on the cell
+problem the search picks, made where nothing was verified, fell inside 73 % of their intervals).
 
 **Acquisition.** Candidates for the reference are chosen by what they are expected to gain:
 one objective, expected improvement over the best feasible verified design times the
