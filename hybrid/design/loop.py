@@ -31,12 +31,11 @@ from hybrid.design.uncertainty import (
     Calibration,
     coverage,
     design_positions,
-    fit_calibration,
     inside_interval,
     target_arrays,
     target_labels,
 )
-from hybrid.design.verify import Verified, calibration_designs, verify
+from hybrid.design.verify import Verified, calibrated, calibration_designs, verify
 from hybrid.evaluate import json_safe
 from hybrid.surrogate import HybridSurrogate, ReferenceModel, RunModel
 from hybrid.surrogate.ensemble import Z_90
@@ -103,13 +102,6 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
     return json_safe(report)
 
 
-def calibrated(problem: DesignProblem, verified: Sequence[Verified]) -> Calibration:
-    """The calibration fitted on the designs verified before a search: it steers by what the
-    reference is expected to give (a plating margin the surrogate's physics gives 15 mV low
-    would otherwise wall off the fastest feasible protocols)."""
-    return fit_calibration(problem, [(v.surrogate, v.reference) for v in verified])
-
-
 def _chosen_row(problem: DesignProblem, pair: Verified) -> dict[str, Any]:
     """A verified design as a row of the report's ``chosen``: surrogate (mean, spread, calibrated
     90 % interval per target, as judged when it was picked) beside the reference."""
@@ -133,7 +125,7 @@ def _uncertainty(problem: DesignProblem, pairs: Sequence[Verified], shrinkage: l
     calibration it was picked with) and of the raw ensemble's on every verified design, and
     what each active-learning round did to the spread."""
     raw = Calibration.raw(problem)
-    return {"calibration": fit_calibration(problem, [(p.surrogate, p.reference) for p in pairs]).to_dict(),
+    return {"calibration": calibrated(problem, pairs).to_dict(),
             "coverage": coverage(problem, [(p.calibration, p.surrogate, p.reference) for p in pairs
                                            if p.purpose == "search"]),
             "coverage_raw": coverage(problem, [(raw, p.surrogate, p.reference) for p in pairs]),

@@ -77,14 +77,14 @@ def _uncertainty_lines(uncertainty: dict[str, Any] | None) -> list[str]:
              f"90 % intervals of the search picks covered {_fmt_pct(judged['overall'])} of their reference values "
              f"({judged['count']} values, each interval calibrated on the designs verified before it); the raw "
              f"ensemble spread covered {_fmt_pct(raw['overall'])} ({raw['count']} values).", "",
-             "| target | coverage | raw coverage | offset | scale | floor | local bias length |",
-             "|---|---|---|---|---|---|---|"]
+             "| target | coverage | raw coverage | offset | scale | floor | selection widening | local bias length |",
+             "|---|---|---|---|---|---|---|---|"]
     calibration = uncertainty["calibration"]
     for label, value in judged["targets"].items() or raw["targets"].items():
         fit = calibration.get(label, {})
         lines.append(f"| {label} | {_fmt_pct(value)} | {_fmt_pct(raw['targets'].get(label))} | "
                      f"{_fmt(fit.get('offset'))} | {_fmt(fit.get('scale'))} | {_fmt(fit.get('floor'))} | "
-                     f"{_fmt(fit.get('local_bias_length'))} |")
+                     f"{_fmt(fit.get('selection_widening'))} | {_fmt(fit.get('local_bias_length'))} |")
     for k, round_ in enumerate(uncertainty.get("active_learning", []), start=1):
         if round_.get("probe_designs"):
             ratios = ", ".join(f"{label}: {_fmt(ratio)}" for label, ratio in round_["ratio"].items())

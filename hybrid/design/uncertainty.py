@@ -29,6 +29,17 @@ then fitted on the leave-one-out errors: an interval is as wide as the bias mode
 the verified designs left out one at a time, and does not widen away from them (on the cell
 problem the search picks, made where nothing was verified, fell inside 73 % of their intervals).
 
+**Selection widening.** The search's picks are not random designs: they are the designs the
+surrogate rates best, so they gather where it errs on the optimistic side (the optimiser's
+curse), and near a kink of the reference (the cell problem's retention jumps from 99.4 to
+99.96 % where the electrode balance changes) where the errors change sign between neighbours.
+Errors measured on all verified designs, left out one at a time, understate how far a pick
+lands from its prediction. So once a search has picked, each target's sigma is widened by the
+root mean square of the earlier picks' standardised errors, each judged by the calibration
+fitted before its round (shrunk towards 1 by WIDENING_PRIOR picks, never below 1). Replayed
+on the verified designs of nine earlier loops, this brought the cell problem's coverage from
+72-83 % to 87-92 % and kept the fast-charge problem's within 90-94 %.
+
 **Acquisition.** Candidates for the reference are chosen by what they are expected to gain:
 one objective, expected improvement over the best feasible verified design times the
 probability that every constraint holds; several objectives, the expected hypervolume
@@ -40,6 +51,7 @@ variables) to a design already picked or verified.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass
@@ -58,6 +70,8 @@ BIAS_LENGTHS = (0.1, 0.2, 0.35, 0.6)  # kernel length scales tried (unit cube of
 BIAS_NOISES = (0.03, 0.1, 0.3, 1.0)  # noise variance / signal variance tried
 BIAS_MIN_DESIGNS = 8  # fewer verified designs: no local bias
 BIAS_GAIN = 0.8  # kept when its leave-one-out squared error is below this share of the errors'
+WIDENING_PRIOR = 5.0  # weight, in picks, of "the search picks are as predictable as any design"
+WIDENING_CLIP = 4.0  # a pick's standardised error counts at most this much (one surprise is not a trend)
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,6 +104,7 @@ class Calibration:
     offset: tuple[float, ...]
     fitted_on: int = 0
     bias: tuple[LocalBias | None, ...] = ()
+    widening: tuple[float, ...] = ()  # the selection widening already in scale and floor (none: 1)
 
     @classmethod
     def raw(cls, problem: DesignProblem) -> "Calibration":
@@ -119,10 +134,11 @@ class Calibration:
 
     def to_dict(self) -> dict:
         bias = self.bias or (None,) * len(self.labels)
+        widening = self.widening or (1.0,) * len(self.labels)
         return {"fitted_on": self.fitted_on,
-                **{label: {"offset": o, "scale": s, "floor": f,
+                **{label: {"offset": o, "scale": s, "floor": f, "selection_widening": w,
                            "local_bias_length": None if b is None else b.length}
-                   for label, o, s, f, b in zip(self.labels, self.offset, self.scale, self.floor, bias)}}
+                   for label, o, s, f, w, b in zip(self.labels, self.offset, self.scale, self.floor, widening, bias)}}
 
 
 def target_labels(problem: DesignProblem) -> list[str]:
@@ -147,9 +163,47 @@ def target_arrays(problem: DesignProblem, candidates: Sequence[Candidate]) -> tu
     return values, spreads
 
 
-def fit_calibration(problem: DesignProblem, pairs: Sequence[tuple[Candidate, Candidate]]) -> Calibration:
+def fit_calibration(problem: DesignProblem, pairs: Sequence[tuple[Candidate, Candidate]],
+                    picked_in: Sequence[int | None] | None = None) -> Calibration:
     """Offset, scale, floor and local bias per target on (surrogate, reference) pairs whose values
-    are both finite (module docstring); the raw ensemble where no pair is usable."""
+    are both finite, widened by how the search picks fared (module docstring); the raw ensemble
+    where no pair is usable. picked_in: per pair, the verification round a search picked it in
+    (None: not picked by a search, e.g. a calibration design); without it, no widening."""
+    calibration = _fit_to_errors(problem, pairs)
+    if picked_in is None or all(r is None for r in picked_in):
+        return calibration
+    standardised = []
+    for round_k in sorted({r for r in picked_in if r is not None}):
+        before = [pair for pair, r in zip(pairs, picked_in) if r is None or r < round_k]
+        picks = [pair for pair, r in zip(pairs, picked_in) if r == round_k]
+        standardised.append(standardised_errors(problem, _fit_to_errors(problem, before), picks))
+    return widened(calibration, np.vstack(standardised))
+
+
+def widened(calibration: Calibration, standardised: np.ndarray) -> Calibration:
+    """``calibration`` with each target's sigma widened to the root mean square of the search
+    picks' ``standardised`` errors (picks, targets), each clipped at WIDENING_CLIP, shrunk towards
+    1 by WIDENING_PRIOR picks; never narrowed (a pick is no easier to predict than any other design)."""
+    counted = np.isfinite(standardised)
+    squares = np.sum(np.minimum(np.where(counted, standardised, 0.0) ** 2, WIDENING_CLIP ** 2), axis=0)
+    widening = np.sqrt(np.maximum((WIDENING_PRIOR + squares) / (WIDENING_PRIOR + counted.sum(axis=0)), 1.0))
+    return dataclasses.replace(calibration, scale=tuple(np.multiply(calibration.scale, widening)),
+                               floor=tuple(np.multiply(calibration.floor, widening)), widening=tuple(widening))
+
+
+def standardised_errors(problem: DesignProblem, calibration: Calibration,
+                        pairs: Sequence[tuple[Candidate, Candidate]]) -> np.ndarray:
+    """(pairs, targets) (reference - expected) / sigma of each pair under ``calibration``."""
+    surrogates = [surrogate for surrogate, _ in pairs]
+    (values, spreads), (measured, _) = target_arrays(problem, surrogates), target_arrays(
+        problem, [reference for _, reference in pairs])
+    expected = calibration.mean(values, design_positions(problem, calibration, surrogates))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (measured - expected) / calibration.sigma(spreads)
+
+
+def _fit_to_errors(problem: DesignProblem, pairs: Sequence[tuple[Candidate, Candidate]]) -> Calibration:
+    """Offset, scale, floor and local bias per target (module docstring), before any widening."""
     raw = Calibration.raw(problem)
     if not pairs:
         return raw

@@ -47,6 +47,13 @@ class Verified:
         return "calibration" if self.trial < 0 else "search"
 
 
+def calibrated(problem: DesignProblem, verified: Sequence[Verified]) -> Calibration:
+    """The calibration fitted on the designs verified so far, widened by how the search picks
+    among them fared (:func:`hybrid.design.uncertainty.fit_calibration`)."""
+    return fit_calibration(problem, [(v.surrogate, v.reference) for v in verified],
+                           picked_in=[v.round if v.purpose == "search" else None for v in verified])
+
+
 def calibration_designs(problem: DesignProblem, surrogate: RunModel, reference: RunModel) -> list[Verified]:
     """``verify.calibration_designs`` seeded Latin-hypercube designs scored by both models (round 0)."""
     count = problem.verify.calibration_designs
@@ -78,7 +85,7 @@ def verify(problem: DesignProblem, reference: RunModel, candidates: Sequence[tup
         left = None if options.budget is None else max(options.budget - len(done), 0)
         verified = {v.trial for v in pairs}
         open_ = [(n, c) for n, c in candidates if n not in verified]
-        calibration = fit_calibration(problem, [(v.surrogate, v.reference) for v in done])
+        calibration = calibrated(problem, done)
         count = options.candidates if len(problem.objectives) == 1 else options.pareto_max
         if options.select == "ei":
             selected = choose(problem, open_, [v.reference for v in done], calibration, count, options.min_distance,

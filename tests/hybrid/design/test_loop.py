@@ -14,10 +14,10 @@ import pytest
 from tests.hybrid.design.test_candidates import AnalyticModel, analytic_problem
 
 from hybrid.design.candidates import Candidate
-from hybrid.design.loop import best_verified, calibrated, design_cli
+from hybrid.design.loop import best_verified, design_cli
 from hybrid.design.optimise import optimise, study_candidates
 from hybrid.design.problem import load_problem
-from hybrid.design.verify import calibration_designs, verify
+from hybrid.design.verify import calibrated, calibration_designs, verify
 from hybrid.surrogate.models import ReferenceModel
 
 DESIGNS = Path(__file__).resolve().parents[3] / "configs" / "design"

@@ -118,3 +118,25 @@ def test_errors_without_structure_get_no_local_bias():
     assert calibration.offset[1] == pytest.approx(1.0, abs=0.4)
     bias, held_out = fit_local_bias(rng.uniform(size=(5, 2)), np.arange(5.0))  # too few designs
     assert bias is None and not held_out.any()
+
+
+def test_search_picks_where_the_surrogate_errs_most_widen_the_interval_until_they_are_covered():
+    # the surrogate errs by N(0, 1) on the calibration designs, but the search picks the designs
+    # it rates best, where it errs most (N(0, 3^2)): the errors of all verified designs pooled
+    # understate how far the next pick lands from its prediction
+    problem, rng = analytic_problem(), np.random.default_rng(0)
+    pairs = [_pair(100.0 + e, 0.5, 100.0) for e in rng.standard_normal(100)]
+    picked_in: list[int | None] = [None] * len(pairs)
+    inside: dict[str, list[float]] = {"widened": [], "not widened": []}
+    for round_k in range(1, 6):
+        picks = [_pair(100.0 + e, 0.5, 100.0) for e in 3.0 * rng.standard_normal(20)]
+        for name, rounds in (("widened", picked_in), ("not widened", None)):
+            calibration = fit_calibration(problem, pairs, rounds)
+            judged = coverage(problem, [(calibration, s, r) for s, r in picks])
+            inside[name] += [judged["targets"]["maximize hppc.power_capability_W"]] if round_k > 1 else []
+        pairs, picked_in = pairs + picks, picked_in + [round_k] * len(picks)
+    assert np.mean(inside["not widened"]) < 0.75
+    assert np.mean(inside["widened"]) >= 0.85
+    calibration = fit_calibration(problem, pairs, picked_in)
+    assert calibration.widening[0] > 1.5 and calibration.widening[1] == 1.0  # temperature: no surprise
+    assert fit_calibration(problem, pairs).widening == ()
