@@ -9,7 +9,10 @@ a data folder give new folds unchanged.
 Nothing is chosen on a held-out test:
 
 - **validation**: among the groups left for training, those with tests of the held-out ones'
-  kind (``tag``); one without the physics calibration test if any; then the nearest: for
+  kind (``tag``) where at least two are left, so that one of that kind still trains (with two
+  rate-test cells, holding one out and validating on the other would train the models on no
+  constant-current discharge at all); else any group left; one without the physics
+  calibration test if any; then the nearest: for
   temperatures an inner one (neither the coldest nor the hottest left, so training keeps its
   span) nearest a held-out temperature, ties to the colder; for cells the next after a held-out
   cell in order (cyclic).
@@ -103,7 +106,8 @@ def choose_validation(groups: list[FoldGroup], held_out: list[FoldGroup]) -> Fol
     """The validation group when ``held_out`` is held out (the module's rule)."""
     left = [group for group in groups if group not in held_out]
     held_tags = frozenset().union(*(group.tags for group in held_out))
-    candidates = [group for group in left if group.tags & held_tags] or left
+    same_kind = [group for group in left if group.tags & held_tags]
+    candidates = same_kind if len(same_kind) > 1 else [group for group in left if group not in same_kind] or left
     if isinstance(groups[0].key, float):
         coldest, hottest = min(group.key for group in left), max(group.key for group in left)
         candidates = [group for group in candidates if coldest < group.key < hottest] or candidates

@@ -38,7 +38,7 @@ lands from its prediction. So once a search has picked, each target's sigma is w
 root mean square of the earlier picks' standardised errors, each judged by the calibration
 fitted before its round (shrunk towards 1 by WIDENING_PRIOR picks, never below 1). Replayed
 on the verified designs of nine earlier loops, this brought the cell problem's coverage from
-72-83 % to 87-92 % and kept the fast-charge problem's within 90-94 %.
+72-83 % to 86-92 % and kept the fast-charge problem's within 90-94 %.
 
 **Acquisition.** Candidates for the reference are chosen by what they are expected to gain:
 one objective, expected improvement over the best feasible verified design times the
