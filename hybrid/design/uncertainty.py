@@ -194,12 +194,21 @@ def widened(calibration: Calibration, standardised: np.ndarray) -> Calibration:
 def standardised_errors(problem: DesignProblem, calibration: Calibration,
                         pairs: Sequence[tuple[Candidate, Candidate]]) -> np.ndarray:
     """(pairs, targets) (reference - expected) / sigma of each pair under ``calibration``."""
+    errors, sigmas = calibrated_errors(problem, calibration, pairs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return errors / sigmas
+
+
+def calibrated_errors(problem: DesignProblem, calibration: Calibration,
+                      pairs: Sequence[tuple[Candidate, Candidate]]) -> tuple[np.ndarray, np.ndarray]:
+    """(errors, sigmas), each (pairs, targets): reference - expected value under ``calibration``
+    (NaN where either is not finite), and the sigma there."""
     surrogates = [surrogate for surrogate, _ in pairs]
     (values, spreads), (measured, _) = target_arrays(problem, surrogates), target_arrays(
         problem, [reference for _, reference in pairs])
     expected = calibration.mean(values, design_positions(problem, calibration, surrogates))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (measured - expected) / calibration.sigma(spreads)
+    errors = np.where(np.isfinite(values) & np.isfinite(measured), measured - expected, np.nan)
+    return errors, calibration.sigma(spreads)
 
 
 def _fit_to_errors(problem: DesignProblem, pairs: Sequence[tuple[Candidate, Candidate]]) -> Calibration:
@@ -275,11 +284,9 @@ def inside_interval(problem: DesignProblem, calibration: Calibration, surrogate:
                     reference: Candidate) -> np.ndarray:
     """(targets,) True/False where the reference lies inside the surrogate's 90 % interval; NaN
     where either value is not finite."""
-    (mean,), (spread,) = target_arrays(problem, [surrogate])
-    (measured,), _ = target_arrays(problem, [reference])
-    (expected,) = calibration.mean(mean[None, :], design_positions(problem, calibration, [surrogate]))
-    inside = (np.abs(measured - expected) <= Z_90 * calibration.sigma(spread)).astype(float)
-    return np.where(np.isfinite(mean) & np.isfinite(measured), inside, np.nan)
+    (error,), (sigma,) = calibrated_errors(problem, calibration, [(surrogate, reference)])
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(error), (np.abs(error) <= Z_90 * sigma).astype(float), np.nan)
 
 
 def coverage(problem: DesignProblem, judged: Sequence[tuple[Calibration, Candidate, Candidate]]) -> dict:
