@@ -72,7 +72,8 @@ class TrainResult:
 
 
 def masked_mse(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Mean squared error over valid steps: prediction, target (batch, time, outputs), mask (batch, time)."""
+    """Mean squared error over valid steps: prediction, target (batch, time, outputs), mask (batch,
+    time), bool or the steps' float weights (:meth:`SequenceBatch.row_weights`)."""
     weights = mask.unsqueeze(-1).to(prediction.dtype)  # (batch, time, 1)
     return ((prediction - target) ** 2 * weights).sum() / (weights.sum() * prediction.shape[-1])
 
@@ -101,9 +102,12 @@ def tbptt_loss(model: nn.Module, batch: SequenceBatch, truncation_steps: int | N
     """Loss over the whole of ``batch``, running the model in segments of ``truncation_steps``.
 
     The state enters each segment detached, so gradients flow back at most K steps; the loss of
-    each segment is weighted by its share of the valid steps, which makes the value equal to
-    ``loss_fn`` on the full-sequence forward for a causal model (``loss_fn`` must be a mean
-    over valid steps). Returns (scalar loss, final state with its graph).
+    each segment is weighted by its steps' weights over the batch's valid steps, which makes the
+    value equal to ``loss_fn`` on the full-sequence forward for a causal model (``loss_fn`` must
+    be a weighted mean over valid steps). With row weights (:meth:`SequenceBatch.row_weights`)
+    it is sum(weight x loss) / valid steps, not a mean normalised by the weights: a batch of
+    heavy records then moves the model more, as its records' share of the split's weight says.
+    Returns (scalar loss, final state with its graph).
     """
     carry_state = getattr(model, "causal", True)
     total_valid = int(batch.mask.sum())
@@ -111,9 +115,10 @@ def tbptt_loss(model: nn.Module, batch: SequenceBatch, truncation_steps: int | N
     for segment in split_time(batch, truncation_steps):
         state = detach_state(state) if carry_state else None
         prediction, state = model(segment.inputs, state)  # (batch, K, outputs)
-        valid = int(segment.mask.sum())
-        if valid:
-            loss = loss + loss_fn(prediction, segment.targets, segment.mask) * (valid / total_valid)
+        weights = segment.row_weights()
+        weight = float(weights.sum())
+        if weight > 0:
+            loss = loss + loss_fn(prediction, segment.targets, weights) * (weight / total_valid)
     return loss, state
 
 
@@ -155,7 +160,8 @@ def gradient_norms(model: nn.Module) -> dict[str, float]:
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, batches: Sequence[SequenceBatch], truncation_steps: int | None,
              loss_fn: LossFn = masked_mse, device: torch.device | str = "cpu") -> float:
-    """Mean loss over the valid steps of all ``batches`` (model in eval mode, chunked to bound memory)."""
+    """Mean loss over the valid steps of all ``batches``, each step by its weight (model in eval
+    mode, chunked to bound memory)."""
     was_training = model.training
     model.eval()
     weighted, valid = 0.0, 0

@@ -260,6 +260,7 @@ def train_from_config(config: TrainRunConfig, corpus_dir: Path, out_dir: Path, *
     check_workers(workers, address)
     if init is not None and (streaming or workers is not None):
         raise ConfigError(f"--init {init} with --stream or --workers; allowed: fine-tuning in one process")
+    _check_weighing(config, streaming or workers is not None)
     if streaming or workers is not None:
         corpus = open_corpus(corpus_dir)
         assignment = stream_splits(corpus, config.splits)
@@ -314,9 +315,11 @@ def _train_one(name: str, entry: ModelEntry | BlackBoxEntry, config: TrainRunCon
                 normalisation, train_config, out_dir / name, workers=workers, context=window, forecast=forecast,
                 extra=extra)
         else:
+            power = train_config.record_weight_power
             train_batches = _batches(corpus, assignment, "train", normalisation, train_config.batch_size, window,
-                                     forecast)
-            val_batches = _batches(corpus, assignment, "val", normalisation, train_config.batch_size, window, forecast)
+                                     forecast, power)
+            val_batches = _batches(corpus, assignment, "val", normalisation, train_config.batch_size, window, forecast,
+                                   power)
             if init is None:
                 trained, result = train_model(name, model_config, train_batches, val_batches, train_config,
                                               out_dir / name, normalisation=normalisation, extra=extra)
@@ -346,13 +349,28 @@ def _train_one(name: str, entry: ModelEntry | BlackBoxEntry, config: TrainRunCon
 
 def _batches(corpus: Corpus, assignment: SplitAssignment, split: str, normalisation: dict[str, Any],
              batch_size: int, context: ContextWindow | None = None,
-             forecast: ForecastWindows | None = None) -> Sequence[SequenceBatch]:
+             forecast: ForecastWindows | None = None, record_weight_power: float = 0.0) -> Sequence[SequenceBatch]:
     ranges = _ranges(corpus, assignment, split)
     if is_streamed(corpus):  # each batch read from the shards when fit asks for it
         return stream_batches(corpus, ranges, normalisation, batch_size, context, forecast)
     if forecast is not None:  # a forecaster trains on time windows, not whole records
         return forecast_batches(corpus, ranges, normalisation, batch_size, forecast)
-    return make_batches(corpus, ranges, normalisation, batch_size, context)
+    return make_batches(corpus, ranges, normalisation, batch_size, context, record_weight_power)
+
+
+def _check_weighing(config: TrainRunConfig, streamed: bool) -> None:
+    """ConfigError where ``train.record_weight_power`` meets training it does not reach: the
+    weights need every record's valid rows at once, in memory, and whole records."""
+    for name, _, entry in config.entries():
+        power = config.train_config(entry).record_weight_power
+        if not power:
+            continue
+        if streamed:
+            raise ConfigError(f"model '{name}': train.record_weight_power = {power:g} with --stream or --workers; "
+                              "allowed: 0, or training in one process on a corpus in memory")
+        if entry.model.get("kind") == "forecaster":
+            raise ConfigError(f"model '{name}': train.record_weight_power = {power:g} for a forecaster, which "
+                              "trains on time windows; allowed: 0")
 
 
 def _ranges(corpus: Corpus, assignment: SplitAssignment, split: str) -> dict[int, tuple[int, int]]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
-from hybrid.data.batch import make_batches
+from hybrid.data.batch import make_batches, record_weights
 from hybrid.data.columns import PHYSICS_VOLTAGE
 from hybrid.data.corpus import load_corpus
 from hybrid.data.features import FeatureOptions, fit_normalisation
@@ -48,3 +49,23 @@ def test_rows_where_the_physics_solve_fails_are_masked_and_ignored(tmp_path):
     batch = make_batches(broken, {2: ranges[2]}, normalisation, batch_size=1)[0]
     assert not batch.mask[0, 100:122].any() and batch.mask[0, :100].all()
     assert torch.isfinite(batch.inputs).all() and batch.inputs.abs().max() <= 20.0
+
+
+def test_record_weights_weigh_each_record_as_a_power_of_its_length_and_keep_the_total(corpus):
+    ranges = {i: (0, corpus.cells[i].rows) for i in corpus.sample_ids}
+    ranges[corpus.sample_ids[0]] = (0, corpus.cells[corpus.sample_ids[0]].rows // 4)  # a short record
+    assignment = SplitAssignment({"train": ranges, "val": ranges}, {})
+    normalisation = fit_normalisation(corpus, assignment, FeatureOptions(), "hybrid")
+    batches = make_batches(corpus, ranges, normalisation, batch_size=3, record_weight_power=1.0)
+    per_record = torch.cat([(batch.row_weights()).sum(dim=1) for batch in batches])
+    valid = sum(int(batch.mask.sum()) for batch in batches)
+    torch.testing.assert_close(per_record, torch.full_like(per_record, valid / len(ranges)))
+    assert all(batch.weights is None for batch in make_batches(corpus, ranges, normalisation, batch_size=3))
+
+
+def test_record_weights_follow_the_power_and_leave_out_records_without_valid_rows():
+    masks = [np.ones(10, bool), np.ones(40, bool), np.zeros(5, bool)]
+    np.testing.assert_allclose(record_weights(masks, 1.0), [2.5, 0.625, 0.0])
+    half = record_weights(masks, 0.5)  # records weigh sqrt(10) : sqrt(40) = 1 : 2
+    assert half[0] * 10 / (half[1] * 40) == pytest.approx(0.5) and (half * [10, 40, 5]).sum() == pytest.approx(50)
+    np.testing.assert_allclose(record_weights(masks, 0.0), [1.0, 1.0, 0.0])

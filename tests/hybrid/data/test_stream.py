@@ -140,3 +140,14 @@ def test_a_streamed_run_trains_the_weights_of_an_in_memory_run(tmp_path, smoke_c
             torch.testing.assert_close(mine["model_state"][key], weights)
         assert streamed["models"][name]["best_val_loss"] == pytest.approx(loaded["models"][name]["best_val_loss"],
                                                                           rel=1e-6)
+
+
+def test_equal_record_weights_are_refused_where_records_are_streamed(tmp_path, smoke_corpus_dir):
+    from hybrid.train.run import TrainRunConfig, train_from_config
+    from sim.config import load_config
+
+    config = load_config(SMOKE_RUN, TrainRunConfig)
+    config = config.model_copy(update={"train": config.train.model_copy(update={"record_weight_power": 0.5})})
+    with pytest.raises(ConfigError, match="train.record_weight_power = 0.5 with --stream"):
+        train_from_config(config, smoke_corpus_dir, tmp_path / "streamed", streaming=True)
+    assert not (tmp_path / "streamed").exists()

@@ -90,6 +90,21 @@ def test_state_is_carried_across_segments():
     assert abs(float(windowed_loss) - float(full_loss)) > 1e-3 * float(full_loss)
 
 
+def test_record_weights_scale_each_sequences_rows_over_the_valid_steps():
+    model = TinyGRU()
+    batch = lag_batch(3, 90, seed=3)
+    batch.mask[2, 30:] = False
+    with torch.no_grad():
+        prediction, _ = model(batch.inputs)
+        squared = ((prediction - batch.targets) ** 2).squeeze(-1)  # (batch, time)
+        plain, _ = tbptt_loss(model, batch, truncation_steps=20)
+        batch.weights = torch.tensor([1.0, 0.0, 4.0])
+        weighted, _ = tbptt_loss(model, batch, truncation_steps=20)
+    torch.testing.assert_close(plain, squared[batch.mask].mean(), rtol=1e-6, atol=1e-7)
+    expected = (squared[0].sum() + 4.0 * squared[2, :30].sum()) / batch.mask.sum()
+    torch.testing.assert_close(weighted, expected, rtol=1e-6, atol=1e-7)
+
+
 def test_learns_first_order_lag(tmp_path):
     config = TrainConfig(epochs=20, truncation_steps=20, chunk_steps=40, learning_rate=1e-2,
                          early_stopping_patience=20, log_every=2)
