@@ -39,6 +39,9 @@ MILLIAMP_MAX = 1000.0
 IRREGULAR_SPREAD = 0.01
 # Longer NaN runs than this are missing data, not dropped samples, and are not interpolated.
 MAX_INTERPOLATED_NAN_RUN = 2
+# Cyclers write the float32 extreme (+-3.4e38) where a channel has no value for a sample (the
+# Samsung 30Q S002 1C test's first current): read as missing, like a NaN.
+MISSING_MARKER = 3.0e38
 
 
 @dataclass(frozen=True)
@@ -244,7 +247,7 @@ def _numeric(frame: pd.DataFrame, column: str, source: str,
              along: np.ndarray | None) -> np.ndarray:
     """The column as float64 with short NaN runs interpolated (over ``along`` or row index)."""
     raw = frame[column]
-    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan, copy=True)
     garbage = np.isnan(values) & raw.notna().to_numpy()
     if garbage.any():
         row = int(np.flatnonzero(garbage)[0])
@@ -253,6 +256,7 @@ def _numeric(frame: pd.DataFrame, column: str, source: str,
     if np.isinf(values).any():
         row = int(np.flatnonzero(np.isinf(values))[0])
         raise DataError(f"{source}: column '{column}' row {row} is {values[row]}")
+    values[np.abs(values) >= MISSING_MARKER] = np.nan
     return _fill_short_nan_runs(values, column, source, along)
 
 
@@ -270,14 +274,13 @@ def _fill_short_nan_runs(values: np.ndarray, column: str, source: str,
             f"values at rows {starts[longest]}-{stops[longest] - 1}; at most "
             f"{MAX_INTERPOLATED_NAN_RUN} in a row are interpolated"
         )
-    if missing[0] or missing[-1]:
-        row = 0 if missing[0] else len(values) - 1
-        raise DataError(f"{source}: column '{column}' is NaN at row {row}, the first or last "
-                        f"row, which cannot be interpolated; trim the file")
+    if missing.all():
+        raise DataError(f"{source}: column '{column}' holds no value")
     x = np.arange(len(values), dtype=float) if along is None else along
     filled = values.copy()
-    filled[missing] = np.interp(x[missing], x[~missing], values[~missing])
-    log.warning("%s: column '%s': linearly interpolated %d NaN value(s) at rows %s",
+    filled[missing] = np.interp(x[missing], x[~missing], values[~missing])  # the nearest value at the ends
+    log.warning("%s: column '%s': filled %d missing value(s) (NaN or the +-3.4e38 marker) at rows %s, "
+                "linearly inside, by the nearest value at the ends",
                 source, column, int(missing.sum()), np.flatnonzero(missing)[:10].tolist())
     return filled
 

@@ -127,7 +127,18 @@ def test_single_nan_is_interpolated_and_logged(tmp_path, caplog):
 
     expected = 0.5 * (data["voltage"][29] + data["voltage"][31])
     assert series.columns[VOLTAGE][30] == pytest.approx(expected, abs=1e-12)
-    assert "voltage_V" in caplog.text and "interpolated 1 NaN" in caplog.text
+    assert "voltage_V" in caplog.text and "filled 1 missing value" in caplog.text
+
+
+def test_a_missing_value_marker_reads_as_missing_and_an_edge_takes_the_nearest_value(tmp_path):
+    data = synthetic_test()
+    frame = named(data, TIDY_NAMES)
+    frame.loc[0, "current_A"] = -3.4e38  # a cycler's float32 "no value"
+    frame.loc[40, "current_A"] = 3.4e38
+    series = load_measured(write(frame, tmp_path, "marker", ".csv"))
+    assert series.columns[CURRENT][0] == pytest.approx(series.columns[CURRENT][1], abs=1e-12)
+    assert series.columns[CURRENT][40] == pytest.approx(0.5 * (series.columns[CURRENT][39] +
+                                                               series.columns[CURRENT][41]), abs=1e-12)
 
 
 def corrupt_missing_column(frame: pd.DataFrame) -> pd.DataFrame:
