@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import casadi
+import numpy as np
 import pybamm
 from pydantic import Field, field_validator, model_validator
 
@@ -53,6 +54,40 @@ def available_parameter_sets() -> list[str]:
     return sorted(pybamm.parameter_sets.keys())
 
 
+# The model column an OCV correction is a function of (see OCVCorrection).
+POSITIVE_SURFACE_STOICHIOMETRY = "X-averaged positive particle surface stoichiometry"
+
+
+class OCVCorrection(StrictModel):
+    """A measured cell's OCV minus the parameter set's, as a function of the positive electrode's
+    stoichiometry: ``voltage_V`` [V] at the increasing ``stoichiometry`` values, linear between
+    them and the end values beyond. The model's voltage gets it added at its X-averaged positive
+    particle surface stoichiometry (:func:`sim.physics.summary.output_columns`): at rest that is
+    a corrected OCV; under load the correction moves with the surface, as a corrected positive
+    OCP would. Output only, so a cell with one runs current replays without voltage cut-offs
+    (measured replays). A calibration fits it from a record's rests (``ocv_from_rests``).
+    """
+
+    stoichiometry: list[float] = Field(min_length=1)
+    voltage_V: list[float] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _table(self) -> "OCVCorrection":
+        if len(self.stoichiometry) != len(self.voltage_V):
+            raise ValueError(f"{len(self.stoichiometry)} stoichiometry and {len(self.voltage_V)} voltage_V values; "
+                             "allowed: as many of each")
+        x = np.asarray(self.stoichiometry)
+        if not (np.all(np.diff(x) > 0) and x[0] >= 0.0 and x[-1] <= 1.0):
+            raise ValueError("stoichiometry must increase strictly within [0, 1]")
+        if not np.all(np.abs(self.voltage_V) <= 0.5):
+            raise ValueError("voltage_V values must lie within +-0.5 V")
+        return self
+
+    def at(self, stoichiometry: np.ndarray) -> np.ndarray:
+        """The correction [V] at ``stoichiometry`` (any shape)."""
+        return np.interp(stoichiometry, self.stoichiometry, self.voltage_V)
+
+
 class CellSpec(StrictModel):
     """Which cell to simulate.
 
@@ -69,6 +104,7 @@ class CellSpec(StrictModel):
         resistance grows steeply in the cold; a calibration over several temperatures fits it
         (:func:`sim.measured.temperature_fit.fit_series_resistance`). Needs a fidelity with contact
         resistance. It follows the ambient, not the self-heating, temperature.
+    ocv_correction: a measured OCV's departure from the parameter set's (:class:`OCVCorrection`).
     """
 
     parameter_set: str = "OKane2022"
@@ -79,6 +115,7 @@ class CellSpec(StrictModel):
     ambient_temperature_K: float = Field(298.15, ge=223.15, le=353.15)
     initial_soc: float = Field(1.0, ge=0.0, le=1.0)
     contact_resistance_activation_J_mol: float = Field(0.0, ge=0.0, le=2e5)
+    ocv_correction: OCVCorrection | None = None
 
     @field_validator("parameter_set")
     @classmethod

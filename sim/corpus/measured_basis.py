@@ -152,5 +152,6 @@ def _calibrated_cell_and_physics(manifest: dict, corpus: Path) -> tuple:
         raise DataError(f"measured.corpus = {str(corpus)!r}: a per-test calibration has no one calibrated cell; "
                         "allowed: a pairing with calibration mode shared, or calibrated_cell: false")
     if calibration is not None:
-        cell = apply_values(cell, calibration["values"], calibration["capacity_parameter"])
+        cell = apply_values(cell, calibration["values"], calibration["capacity_parameter"],
+                            calibration.get("ocv_correction"))
     return cell, Fidelity.model_validate(pairing["physics"])

@@ -11,7 +11,11 @@ the model is built once and each objective evaluation is one solve:
   cell's OCV curve along the charge axis (the knee near empty, above all);
 - a resistance (optional): ``contact_resistance_ohm`` ("Contact resistance [Ohm]", needs
   ``Fidelity(contact_resistance=True)``) or ``exchange_current_scale`` (one scale on both
-  electrodes' exchange-current densities).
+  electrodes' exchange-current densities);
+- an OCV correction (optional, ``ocv_from_rests``): after the fit, the calibrated model's
+  departure from the measured voltage at the end of each long rest, against its positive
+  electrode stoichiometry (:mod:`sim.measured.rest_ocv`), which the cell's voltage then gets
+  added (:class:`sim.cells.OCVCorrection`).
 
 The cost is the mean squared voltage error [V^2] on a coarse grid: the measured record is
 block-averaged onto ``fit_period_s`` (the current through the charge counter, so the charge is
@@ -42,6 +46,7 @@ from sim.errors import ConfigError
 from sim.physics import Fidelity
 from sim.measured.fit_data import Bounds, FitData, capped_errors, fit_data, voltage_error
 from sim.measured.loader import MeasuredSeries
+from sim.measured.rest_ocv import rest_ocv_correction
 from sim.physics import ModelCache, prepare_cell
 
 log = logging.getLogger(__name__)
@@ -69,6 +74,8 @@ class CalibrationOptions(StrictModel):
         starts from the best (0 or 1: start from the nominal balance).
     resistance: which resistance term to fit, if any.
     contact_resistance_ohm, exchange_current_scale: bounds of that term.
+    ocv_from_rests: fit an OCV correction from the rests of at least this many seconds after
+        the other values (the fit cost and RMSE then include it); null: none.
     fit_voltage_V: only measured samples inside [low, high] count in the cost (e.g. drop a
         tail below the cut-off); null counts every sample.
     max_iterations: the optimiser's budget of trial points (each solve; every accepted point
@@ -86,6 +93,7 @@ class CalibrationOptions(StrictModel):
     resistance: Literal["contact", "exchange_current"] | None = None
     contact_resistance_ohm: Bounds = Bounds(low=0.0, high=0.1)
     exchange_current_scale: Bounds = Bounds(low=0.05, high=20.0)
+    ocv_from_rests: float | None = Field(None, gt=0.0)
     fit_voltage_V: Bounds | None = None
     max_iterations: int = Field(12, ge=1, le=200)
     tolerance: float = Field(1e-3, gt=0.0, lt=1.0)
@@ -137,6 +145,7 @@ class Calibration:
     fit_period_s: float | None = None
     samples: int = 0
     temperature_fit: dict | None = None  # the series resistance's, over several records (temperature_fit.py)
+    ocv_correction: dict | None = None  # an OCVCorrection's fields, from the record's rests (ocv_from_rests)
 
     @property
     def rmse_before_mV(self) -> float:
@@ -147,8 +156,8 @@ class Calibration:
         return 1000.0 * math.sqrt(self.cost_after)
 
     def apply(self, cell: CellSpec) -> CellSpec:
-        """``cell`` with the fitted values (scales multiply the cell's own scales)."""
-        return apply_values(cell, self.values, self.capacity_parameter)
+        """``cell`` with the fitted values (scales multiply the cell's own scales) and OCV correction."""
+        return apply_values(cell, self.values, self.capacity_parameter, self.ocv_correction)
 
     def to_record(self, prefix: str = "calibration_") -> dict[str, float | int | str | bool | None]:
         """A flat dict for a table row: fitted values, costs, capacities, wall time."""
@@ -164,9 +173,9 @@ class Calibration:
         return record
 
 
-def apply_values(cell: CellSpec, values: dict[str, float],
-                 capacity_parameter: str = "Electrode width [m]") -> CellSpec:
-    """``cell`` with calibration ``values`` applied (see :class:`Calibration`)."""
+def apply_values(cell: CellSpec, values: dict[str, float], capacity_parameter: str = "Electrode width [m]",
+                 ocv_correction: dict | None = None) -> CellSpec:
+    """``cell`` with calibration ``values`` and ``ocv_correction`` applied (see :class:`Calibration`)."""
     scales = dict(cell.scales)
     overrides = dict(cell.overrides)
     factors = {capacity_parameter: values.get("capacity_scale", 1.0),
@@ -182,6 +191,8 @@ def apply_values(cell: CellSpec, values: dict[str, float],
         updates["contact_resistance_activation_J_mol"] = values["contact_resistance_activation_J_mol"]
     if "initial_soc" in values:
         updates["initial_soc"] = values["initial_soc"]
+    if ocv_correction is not None:
+        updates["ocv_correction"] = ocv_correction
     return cell.with_updates(**updates)
 
 
@@ -260,13 +271,21 @@ def calibrate(cell: CellSpec, measured: MeasuredSeries, fidelity: Fidelity = Fid
         cost_after = float(np.sum(np.square(objective.residuals(unit))))
         success, message = True, "nothing to fit: the capacity follows the measured throughput"
     values = objective.values(unit)
+    fitted_cell = apply_values(cell, values, options.capacity_parameter)
+    capacity_after = prepare_cell(fitted_cell, fidelity).capacity_Ah
+    correction = None
+    if options.ocv_from_rests is not None:
+        correction = rest_ocv_correction(fitted_cell, measured, fidelity, options.ocv_from_rests,
+                                         capacity_Ah=capacity_after, cache=cache).model_dump()
+        corrected = fitted_cell.with_updates(ocv_correction=correction)
+        cost_after = float(np.mean(np.square(voltage_error(corrected, data, fidelity, cache=cache))))
     calibration = Calibration(
         values=values, start=start, capacity_parameter=options.capacity_parameter,
         cost_before=cost_before, cost_after=cost_after, capacity_before_Ah=nominal.capacity_Ah,
-        capacity_after_Ah=prepare_cell(apply_values(cell, values, options.capacity_parameter), fidelity).capacity_Ah,
-        throughput_capacity_Ah=throughput_capacity_Ah, evaluations=objective.evaluations + 1,
-        wall_s=time.perf_counter() - started, success=bool(success), message=message,
-        fit_period_s=options.fit_period_s, samples=int(data.weights.sum()))
+        capacity_after_Ah=capacity_after, throughput_capacity_Ah=throughput_capacity_Ah,
+        evaluations=objective.evaluations + 1, wall_s=time.perf_counter() - started, success=bool(success),
+        message=message, fit_period_s=options.fit_period_s, samples=int(data.weights.sum()),
+        ocv_correction=correction)
     log.info("%s: calibrated %s in %d solves (%.1f s): RMSE %.1f -> %.1f mV", measured.source,
              {name: round(value, 4) for name, value in values.items()}, calibration.evaluations,
              calibration.wall_s, calibration.rmse_before_mV, calibration.rmse_after_mV)

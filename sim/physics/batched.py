@@ -124,6 +124,9 @@ class BatchedStepper:
             raise ConfigError(f"BatchedStepper: fidelity model '{fidelity.model}'; allowed: spm (the fixed-step "
                               "scheme is validated on SPM; SPMe with Chen2020 expands but diverges at 10 s steps)")
         _check_shared_structure(cells)
+        if any(cell.ocv_correction is not None for cell in cells):
+            raise ConfigError("BatchedStepper: cell.ocv_correction is set; allowed: null (the stepper's outputs "
+                              "are the model's own; simulate() applies the correction to measured replays)")
         self.cells, self.scheme, self.threads = list(cells), scheme, threads
         self.prepared = [prepare_cell(cell, fidelity) for cell in cells]
         self.input_names = _input_names(self.prepared)

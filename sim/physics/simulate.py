@@ -114,6 +114,7 @@ def simulate(cell: CellSpec, protocol: Protocol | CurrentTrace, fidelity: Fideli
     try:
         prepared = prepare_cell(cell, fidelity)
         compiled = compile_protocol(protocol, prepared.window)
+        _check_ocv_correction(cell, compiled, voltage_cutoffs)
         key = _cache_key(cell, _model_protocol(metadata["protocol"], compiled), fidelity, prepared) + (voltage_cutoffs,)
         simulation = cache.get(key, lambda: _build(fidelity, prepared, compiled, voltage_cutoffs))
         solution = _solve(simulation, protocol, compiled, prepared.inputs)
@@ -130,6 +131,16 @@ def simulate(cell: CellSpec, protocol: Protocol | CurrentTrace, fidelity: Fideli
     if raise_on_failure and trajectory.status != "ok":
         raise SimulationError(trajectory.message)
     return trajectory
+
+
+def _check_ocv_correction(cell: CellSpec, compiled: CompiledProtocol, voltage_cutoffs: bool) -> None:
+    """ConfigError unless a cell with an OCV correction runs a current replay without voltage
+    cut-offs: the correction is added to the output, so the solver's voltage limits and
+    constant-voltage steps would not see it."""
+    if cell.ocv_correction is not None and (voltage_cutoffs or compiled.trace is None):
+        raise ConfigError("cell.ocv_correction: it corrects the output voltage only, which the solver's voltage "
+                          "limits do not see; allowed: current replays without voltage cut-offs (measured "
+                          "replays, voltage_cutoffs: false), or ocv_correction: null")
 
 
 def describe_protocol(protocol: Protocol | CurrentTrace) -> dict:

@@ -24,6 +24,7 @@ import numpy as np
 import pybamm
 
 from sim.cells import CellSpec
+from sim.errors import ConfigError
 from sim.physics.fidelity import Fidelity
 from sim.physics.simulate import (
     DEFAULT_CACHE,
@@ -58,6 +59,9 @@ class PhysicsStepper:
     """
 
     def __init__(self, cell: CellSpec, fidelity: Fidelity, cache: ModelCache | None = None):
+        if cell.ocv_correction is not None:
+            raise ConfigError("PhysicsStepper: cell.ocv_correction is set; allowed: null (the stepper's outputs "
+                              "are the model's own; simulate() applies the correction to measured replays)")
         self.cell = cell
         self.prepared: PreparedCell = prepare_cell(cell, fidelity)
         compiled = CompiledProtocol(trace=(np.array([0.0, 1.0]), np.zeros(2)), trace_unit="A")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pybamm
 
-from sim.cells import CellSpec
+from sim.cells import POSITIVE_SURFACE_STOICHIOMETRY, CellSpec
 
 # PyBaMM variable -> column name; extracted when the model has the variable.
 OUTPUT_VARIABLES = {
@@ -56,6 +56,8 @@ def output_columns(solution: pybamm.Solution, cell: CellSpec, capacity_Ah: float
         columns = {name: values[rows] for name, values in columns.items()} | {"Time [s]": solved_times}
     columns["Ambient temperature [K]"] = np.full(len(columns["Time [s]"]), cell.ambient_temperature_K)
     columns["State of charge"] = cell.initial_soc - columns["Discharge capacity [A.h]"] / capacity_Ah
+    if cell.ocv_correction is not None:
+        columns["Voltage [V]"] = columns["Voltage [V]"] + cell.ocv_correction.at(columns[POSITIVE_SURFACE_STOICHIOMETRY])
     return columns
 
 

@@ -5,6 +5,7 @@ model, keeps the resolved spec in its manifest (so it resumes), and refuses a ba
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,17 @@ def test_the_resolved_spec_replays_the_measured_currents_on_the_calibrated_cell(
     assert resolved.cell.scales["Electrode width [m]"] == pytest.approx(calibration["capacity_scale"])
     assert resolved.physics.model == "spme" and resolved.measured.resolved
     assert with_measured_basis(resolved, tmp_path / "elsewhere") == resolved  # resolving twice changes nothing
+
+
+def test_the_calibrated_cell_carries_the_pairing_s_ocv_correction(synthetic_corpus, tmp_path):
+    paired, manifest = synthetic_corpus
+    copy = tmp_path / "paired"
+    shutil.copytree(paired, copy)
+    correction = {"stoichiometry": [0.3, 0.9], "voltage_V": [0.01, -0.02]}
+    manifest = {**manifest, "calibration": {**manifest["calibration"], "ocv_correction": correction}}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    resolved = with_measured_basis(_spec(copy), tmp_path / "profiles")
+    assert resolved.cell.ocv_correction.model_dump() == correction
 
 
 def test_the_corpus_plays_the_measured_current_and_resumes(synthetic_corpus, tmp_path):

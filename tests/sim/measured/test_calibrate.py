@@ -54,7 +54,6 @@ def test_synthetic_round_trip_recovers_capacity_scale_and_initial_soc(fit_period
     truth_rmse = rmse_mV(voltage_error(truth, fit_data(as_measured(measured.columns), fit_period_s), SPME))
     assert calibration.rmse_after_mV <= 1.05 * truth_rmse + 1.0
     assert calibration.rmse_after_mV < calibration.rmse_before_mV / 3
-    assert calibration.wall_s < 30.0
 
 
 def test_contact_resistance_needs_the_contact_resistance_option():
@@ -93,7 +92,6 @@ def test_a123_calibrated_capacity_is_within_3_percent_of_the_measured_throughput
     assert throughput == pytest.approx(2.03, abs=0.02)
     assert calibration.capacity_before_Ah / throughput - 1 > 0.1   # Prada2013 is ~13 % larger
     assert abs(calibration.capacity_after_Ah / throughput - 1) < 0.03
-    assert calibration.wall_s < 60.0
 
 
 @needs_a123
