@@ -16,7 +16,7 @@ from hybrid.baselines.ecm import ECMRecord, OCVCurve, coulomb_soc
 from sim.errors import ConfigError, DataError
 from sim.measured.columns import CURRENT, TIME, VOLTAGE
 from sim.measured.loader import load_measured
-from sim.measured.rest_ocv import REST_C_RATE, rest_ends  # below C/50 is rest: cyclers log mA of noise idle
+from sim.measured.rest_ocv import REST_C_RATE, rest_spans  # below C/50 is rest: cyclers log mA of noise idle
 
 # Rows of a slow leg above this fraction of its largest |current| are under load: not the rest
 # before it, nor the tail of a constant-voltage hold at its cut-off.
@@ -167,11 +167,10 @@ def _rest_end_points(record: ECMRecord, min_rest_s: float, starts_relaxed: bool)
     """SOC and voltage [V] at the last sample of every rest of at least ``min_rest_s``, and at the
     first sample if the record starts at rest (``starts_relaxed``) in a shorter one: (points,) each."""
     soc = coulomb_soc(record.time_s, record.current_A, record.capacity_Ah, record.initial_soc)
-    rest_current = REST_C_RATE * record.capacity_Ah
-    points = rest_ends(record.time_s, record.current_A, rest_current, min_rest_s)
-    resting = np.abs(record.current_A) < rest_current
-    first_rest_end = int(np.argmin(resting)) - 1 if not resting.all() else len(resting) - 1
-    if starts_relaxed and resting[0] and not (len(points) and points[0] == first_rest_end):
+    starts, ends = rest_spans(record.current_A, REST_C_RATE * record.capacity_Ah)
+    long = record.time_s[ends] - record.time_s[starts] >= min_rest_s
+    points = ends[long]
+    if starts_relaxed and len(starts) and starts[0] == 0 and not long[0]:
         points = np.r_[0, points]
     return soc[points], record.voltage_V[points]
 

@@ -142,7 +142,7 @@ def _calibrated_cell_and_physics(manifest: dict, corpus: Path) -> tuple:
     """(cell, physics fidelity) of the pairing: its cell with its calibration applied, its model."""
     # imported here: sim.measured imports sim.corpus (its writer), so not at module level
     from sim.cells import CellSpec
-    from sim.measured.calibrate import apply_values
+    from sim.measured.calibrate import Calibration
     from sim.physics import Fidelity
 
     pairing = manifest["spec"]
@@ -152,6 +152,5 @@ def _calibrated_cell_and_physics(manifest: dict, corpus: Path) -> tuple:
         raise DataError(f"measured.corpus = {str(corpus)!r}: a per-test calibration has no one calibrated cell; "
                         "allowed: a pairing with calibration mode shared, or calibrated_cell: false")
     if calibration is not None:
-        cell = apply_values(cell, calibration["values"], calibration["capacity_parameter"],
-                            calibration.get("ocv_correction"))
+        cell = Calibration(**calibration).apply(cell)
     return cell, Fidelity.model_validate(pairing["physics"])

@@ -26,12 +26,17 @@ REST_C_RATE = 0.02
 STOICHIOMETRY_TOLERANCE = 1e-3
 
 
-def rest_ends(time_s: np.ndarray, current_A: np.ndarray, rest_current_A: float, min_rest_s: float) -> np.ndarray:
-    """Indices of the last sample of every rest (|current| < ``rest_current_A``) lasting at least
-    ``min_rest_s`` [s]."""
+def rest_spans(current_A: np.ndarray, rest_current_A: float) -> tuple[np.ndarray, np.ndarray]:
+    """(first, last) sample indices of every rest (|current| < ``rest_current_A``), in order."""
     resting = np.abs(current_A) < rest_current_A
     edges = np.diff(np.r_[0, resting.astype(int), 0])  # +1 where a rest starts, -1 after it ends
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+
+
+def rest_ends(time_s: np.ndarray, current_A: np.ndarray, rest_current_A: float, min_rest_s: float) -> np.ndarray:
+    """Indices of the last sample of every rest (see :func:`rest_spans`) lasting at least
+    ``min_rest_s`` [s]."""
+    starts, ends = rest_spans(current_A, rest_current_A)
     return ends[time_s[ends] - time_s[starts] >= min_rest_s]
 
 
