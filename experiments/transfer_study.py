@@ -4,7 +4,7 @@
 Usage:
     python experiments/transfer_study.py --dataset a123|samsung30q --out DIR [--data-dir DIR] [--work DIR]
         [--folds loto|fixed|all|loco] [--held-out VALUE ...] [--validation VALUE ...] [--seeds N]
-        [--resample-period-s S] [--synthetic-cells N] [--workers N] [--curve] [--quick]
+        [--resample-period-s S] [--synthetic-cells N] [--workers N] [--curve] [--context-window-s S] [--quick]
         [--set KEY=VALUE ...] [--corpus-set KEY=VALUE ...]
 
     --dataset     a123: the A123 dynamic tests, folds by chamber temperature (values in degC);
@@ -24,6 +24,10 @@ Usage:
     --curve       also the data-efficiency curve: per fold, the hybrid from scratch and fine-tuned
                   trained on the first 1 ... N-1 of its N training tests (same validation, same
                   pretrained run: only the measured voltages are cut), next to the full runs
+    --context-window-s  also zero-shot with a characterisation context: an LSTM residual told which
+                  cell it corrects, pretrained on the synthetic corpus only, reads the first S
+                  seconds of each held-out test (at most a quarter of it) and predicts the rest;
+                  scored beside the calibrated physics on the same rows (those after the context)
     --quick       smoke run: 60 s grid, 2 epochs, 4 synthetic cells, 1 seed, the first fold
 
 The chain, the fold rules and the curve's order: hybrid.transfer.study and hybrid.data.folds.
@@ -57,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--held-out", nargs="+", default=[])
     parser.add_argument("--validation", nargs="+", default=[])
     for flag, kind in (("--seeds", int), ("--resample-period-s", float), ("--workers", int),
-                       ("--synthetic-cells", int)):
+                       ("--synthetic-cells", int), ("--context-window-s", float)):
         parser.add_argument(flag, type=kind, default=None)
     for flag in ("--set", "--corpus-set"):
         parser.add_argument(flag, nargs="*", default=[], metavar="KEY=VALUE")
@@ -74,7 +78,8 @@ def settings_from(args: argparse.Namespace) -> StudySettings:
     if args.validation and not args.held_out:
         raise ConfigError(f"--validation {' '.join(args.validation)}: allowed only with --held-out")
     for flag, value in (("--seeds", args.seeds), ("--resample-period-s", args.resample_period_s),
-                        ("--workers", args.workers), ("--synthetic-cells", args.synthetic_cells)):
+                        ("--workers", args.workers), ("--synthetic-cells", args.synthetic_cells),
+                        ("--context-window-s", args.context_window_s)):
         if value is not None and value <= 0:
             raise ConfigError(f"{flag} {value}: allowed: a positive number")
     quick = QUICK if args.quick else {}
@@ -83,7 +88,8 @@ def settings_from(args: argparse.Namespace) -> StudySettings:
     settings = StudySettings(dataset, **{"resample_period_s": dataset.resample_period_s, **quick,
                                          **{key: value for key, value in given.items() if value is not None}},
                              workers=args.workers, curve=args.curve, quick=args.quick,
-                             corpus_overrides=tuple(args.corpus_set), train_overrides=tuple(args.set))
+                             corpus_overrides=tuple(args.corpus_set), train_overrides=tuple(args.set),
+                             context_window_s=args.context_window_s)
     check_overrides(settings)
     return settings
 

@@ -8,7 +8,11 @@ by the configs' globs, so new temperatures and cells form new folds unchanged); 
 replays the fold's training and validation tests only (hybat corpus with measured.replay); per
 seed, the models are pretrained on it (hybat train) and trained on the measured tests three ways,
 from scratch, zero-shot (finetune.recipe none) and fine-tuned (choose, on validation), each scored
-per test (hybat evaluate); the ECM is fitted on the training tests (evaluation.ecm).
+per test (hybat evaluate); the ECM is fitted on the training tests (evaluation.ecm). With
+``StudySettings.context_window_s``, also zero-shot with a characterisation context: the same LSTM
+conditioned on the first part of each record (:mod:`hybrid.models.context`), pretrained on the
+synthetic corpus only and scored on each held-out test after its context, beside the calibrated
+physics on those rows.
 
 Nothing is chosen on a held-out test: each fold's validation group and calibration test follow
 the rule of hybrid.data.folds (validation: a training group of the held-out tests' kind, not the
@@ -51,6 +55,8 @@ from hybrid.evaluate import evaluate_run, json_safe
 from hybrid.train import RUN_CONFIG, SUMMARY, TrainRunConfig, read_run_file
 from hybrid.train.run import METRICS, train_from_config
 from hybrid.transfer.tables import (
+    CONTEXT_MODEL,
+    CONTEXT_VARIANT,
     CURVE,
     VARIANTS,
     Runs,
@@ -108,6 +114,7 @@ class StudySettings:
     quick: bool = False
     corpus_overrides: tuple[str, ...] = ()  # KEY.PATH=VALUE on the synthetic corpus spec
     train_overrides: tuple[str, ...] = ()  # on the pretraining and fine-tuning configs
+    context_window_s: float | None = None  # the zero-shot context run's window (None: no such run)
 
 
 def overrides_tag(overrides: tuple[str, ...]) -> str:
@@ -198,6 +205,15 @@ def run_config(settings: StudySettings, name: str, overrides: list[str]) -> Trai
     return validate(TrainRunConfig, apply_overrides(read_yaml(CONFIGS / "train" / name), overrides), name)
 
 
+def context_overrides(settings: StudySettings) -> list[str]:
+    """The context run's model in place of the configs' hybrids: the first hybrid's LSTM
+    conditioned on the first ``context_window_s`` of each record (at most a quarter of it)."""
+    hybrid = read_yaml(CONFIGS / "train" / settings.dataset.pretrain)["models"][0]["model"]
+    model = {key: value for key, value in hybrid.items() if key in ("cell", "hidden_size", "layers", "dropout")}
+    model.update(kind="context_residual", context_window_s=settings.context_window_s, context_max_fraction=0.25)
+    return [f"models={json.dumps([{'name': CONTEXT_MODEL, 'model': model}])}"]
+
+
 def trained(config: TrainRunConfig, corpus: Path, run_dir: Path, init: Path | None = None) -> Path:
     """``run_dir`` holding the run of ``config`` (trained now unless it finished before with the same config)."""
     finished = (run_dir / SUMMARY).is_file() and (
@@ -216,9 +232,11 @@ def evaluated(run_dir: Path, corpus: Path) -> list[dict[str, Any]]:
 
 
 def measured_run(settings: StudySettings, fold: Fold, pairing: Path, run_dir: Path, seed: int, recipe: str | None,
-                 pretrain: Path, train_files: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+                 pretrain: Path, train_files: tuple[str, ...] | None = None,
+                 extra: Sequence[str] = ()) -> list[dict[str, Any]]:
     """One run on the measured tests (from scratch when ``recipe`` is None, else from ``pretrain``),
-    trained on ``train_files`` (None: all the fold's), and its held-out per_test rows."""
+    trained on ``train_files`` (None: all the fold's), with the ``extra`` overrides, and its
+    held-out per_test rows."""
     by_column = {"column": "file", "test": [glob.escape(f) for f in fold.test_files],
                  "val": [glob.escape(f) for f in fold.val_files]}
     if train_files is not None:
@@ -228,6 +246,7 @@ def measured_run(settings: StudySettings, fold: Fold, pairing: Path, run_dir: Pa
     overrides += [] if recipe is None else [f"finetune.recipe={recipe}"]
     first_scratch = recipe is None and seed == 0 and train_files is None
     overrides += [] if first_scratch else ["evaluation.ecm=null"]  # the ECM is fitted once
+    overrides += list(extra)
     run = trained(run_config(settings, settings.dataset.finetune, overrides), pairing, run_dir,
                   None if recipe is None else pretrain)
     return evaluated(run, pairing)
@@ -255,7 +274,23 @@ def run_fold(settings: StudySettings, fold: Fold, work: Path) -> tuple[Runs, dic
                 curve[k][variant].append(measured_run(settings, fold, pairing, runs / f"seed{seed}" /
                                                       f"first{k}_{variant}", seed, VARIANTS[variant], pretrain,
                                                       order[:k]))
+        if settings.context_window_s is not None:
+            window = f"{settings.context_window_s:g}s"
+            rows.setdefault(CONTEXT_VARIANT, []).append(zero_shot_with_context(
+                settings, fold, pairing, corpus, work / "pretrain" / pairing.name / (corpus.name + tag) /
+                f"context{window}_seed{seed}", runs / f"seed{seed}" / f"{CONTEXT_VARIANT}{window}", seed))
     return rows, curve, order
+
+
+def zero_shot_with_context(settings: StudySettings, fold: Fold, pairing: Path, corpus: Path, pretrain_dir: Path,
+                           run_dir: Path, seed: int) -> list[dict[str, Any]]:
+    """One seed's context run: the context model (:func:`context_overrides`) pretrained on the
+    synthetic ``corpus``, then scored with no gradient step on the measured tests (each one read
+    from its first ``context_window_s``); its held-out per_test rows."""
+    context = context_overrides(settings)
+    pretrain = trained(run_config(settings, settings.dataset.pretrain, [f"train.seed={seed}", *context]), corpus,
+                       pretrain_dir)
+    return measured_run(settings, fold, pairing, run_dir, seed, "none", pretrain, extra=context)
 
 
 def plan(samples: pd.DataFrame, settings: StudySettings, folds: str, held_out: list[str],

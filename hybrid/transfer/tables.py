@@ -10,16 +10,27 @@ from hybrid.data import Fold
 from hybrid.evaluate import format_mean_sd, markdown_table, over_seeds
 
 VARIANTS = {"scratch": None, "zero_shot": "none", "fine_tuned": "choose"}  # run -> finetune.recipe
+# zero-shot with a characterisation context (StudySettings.context_window_s): the context model,
+# pretrained on synthetic cells, reads the first part of each held-out test and predicts the rest;
+# rows inside the context are scored for no model of that run, so its physics is scored again
+CONTEXT_VARIANT, CONTEXT_MODEL = "zero_shot_context", "lstm_context"
 CURVE = ("scratch", "fine_tuned")  # the data-efficiency curve's runs
 Runs = dict[str, list[list[dict]]]  # run variant -> per seed, the held-out per_test rows
 # table column -> (run, model in its per_test scores; None: the fine-tune config's first hybrid)
 COLUMNS = {"physics_nominal": ("scratch", "physics_nominal"), "physics": ("scratch", "physics"),
            "ecm": ("scratch", "ecm"), "black_box": ("scratch", "black_box"), "hybrid_scratch": ("scratch", None),
-           "zero_shot": ("zero_shot", None), "fine_tuned": ("fine_tuned", None)}
-DETERMINISTIC = ("physics_nominal", "physics", "ecm")  # scored once, on seed 0's run
+           "zero_shot": ("zero_shot", None), "fine_tuned": ("fine_tuned", None),
+           "physics_after_context": (CONTEXT_VARIANT, "physics"), "zero_shot_context": (CONTEXT_VARIANT, CONTEXT_MODEL)}
+DETERMINISTIC = ("physics_nominal", "physics", "ecm", "physics_after_context")  # scored once, on seed 0's run
 LABELS = {"physics_nominal": "physics nominal", "physics": "physics calibrated", "ecm": "ECM",
           "black_box": "black box, scratch", "hybrid_scratch": "hybrid, scratch", "zero_shot": "hybrid zero-shot",
-          "fine_tuned": "hybrid fine-tuned"}
+          "fine_tuned": "hybrid fine-tuned", "physics_after_context": "physics calibrated, after the context",
+          "zero_shot_context": "hybrid zero-shot with context"}
+
+
+def present_columns(runs: Runs) -> list[str]:
+    """The COLUMNS a fold's runs give: the context ones only with the context run."""
+    return [column for column, (variant, _) in COLUMNS.items() if variant in runs]
 
 
 def held_out_rows(fold: Fold, runs: Runs, hybrid: str) -> list[dict[str, Any]]:
@@ -30,7 +41,8 @@ def held_out_rows(fold: Fold, runs: Runs, hybrid: str) -> list[dict[str, Any]]:
     for test in runs["scratch"][0]:
         row = {"fold": fold.name, "kind": fold.kind, "file": test["file"],
                "ambient_degC": test["ambient_temperature_degC"]}
-        for column, (variant, model) in COLUMNS.items():
+        for column in present_columns(runs):
+            variant, model = COLUMNS[column]
             per_seed = by_file[variant][:1] if column in DETERMINISTIC else by_file[variant]
             scores = [seed[test["file"]]["scores"].get(model or hybrid) for seed in per_seed]
             scores = [score for score in scores if score is not None]
@@ -75,9 +87,10 @@ def summarise_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
         found = values(column, key)
         return sum(found) / len(found) if found else None
 
+    present = [column for column in COLUMNS if all(column in row for row in rows)]
     columns = {column: {"rmse_soc_5_95_mV": mean(column), "soc_mae_pct": mean(column, "soc_mae_pct"),
                         "worst_rmse_soc_5_95_mV": max(values(column, "rmse_soc_5_95_mV"), default=None)}
-               for column in COLUMNS}
+               for column in present}
     ratio = (lambda a, b: a / b if a is not None and b else None)
     beaten = [row["fine_tuned"]["rmse_soc_5_95_mV"]["mean"] < row["ecm"]["rmse_soc_5_95_mV"]["mean"] for row in rows
               if None not in (row["fine_tuned"]["rmse_soc_5_95_mV"]["mean"], row["ecm"]["rmse_soc_5_95_mV"]["mean"])]
@@ -86,6 +99,9 @@ def summarise_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
                ("zero-shot / calibrated physics, mean RMSE 5–95 % SOC", ratio(mean("zero_shot"), mean("physics")),
                 0.5),
                ("fine-tuned SOC MAE [%]", mean("fine_tuned", "soc_mae_pct"), 0.3)]
+    if "zero_shot_context" in present:  # on the same rows: those after each test's context
+        targets.insert(3, ("zero-shot with context / calibrated physics, after the context",
+                           ratio(mean("zero_shot_context"), mean("physics_after_context")), 0.5))
     return {"tests": len(rows), "columns": columns, "targets": [
         {"target": name, "value": value, "met": None if value is None else value >= 1.0 if limit is None
          else value <= limit} for name, value, limit in targets]}
@@ -100,11 +116,14 @@ def cell(figures: dict[str, Any]) -> str:
 def markdown(figures: dict[str, Any]) -> str:
     """The per-test table and, per kind of fold, the summary and the targets."""
     settings = figures["settings"]
+    columns = [column for column in COLUMNS if all(column in row for row in figures["tests"])]
+    context = (f" Context: the first {settings['context_window_s']:g} s of each test (at most a quarter of it)."
+               if settings.get("context_window_s") else "")
     blocks = [(f"{figures['dataset']}: held-out tests, RMSE inside 5–95 % SOC [mV] (mean ± sd over "
-               f"{settings['seeds']} seed(s)) / SOC MAE [%]; {settings['resample_period_s']:g} s grid."),
-              markdown_table(["fold", "test", "T [°C]", *LABELS.values()],
+               f"{settings['seeds']} seed(s)) / SOC MAE [%]; {settings['resample_period_s']:g} s grid.{context}"),
+              markdown_table(["fold", "test", "T [°C]", *(LABELS[column] for column in columns)],
                              [[row["fold"], Path(row["file"]).name.split(".")[0], f"{row['ambient_degC']:g}",
-                               *(cell(row[column]) for column in COLUMNS)] for row in figures["tests"]])]
+                               *(cell(row[column]) for column in columns)] for row in figures["tests"]])]
     for kind, summary in figures["summary"].items():
         blocks += [f"Summary over the {summary['tests']} held-out test(s) of the {kind} folds:",
                    markdown_table(["model", "mean RMSE 5–95 % SOC [mV]", "worst test [mV]", "mean SOC MAE [%]"],

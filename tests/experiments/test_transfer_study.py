@@ -63,3 +63,23 @@ def test_quick_run_scores_every_model_on_a_held_out_test_it_never_saw(tmp_path):
             splits = json.loads(summary.read_text())["splits"]
             added = [point["added"] for point in curve[:point["train_tests"]]]
             assert sorted(splits["train"]) == sorted(int(samples.loc[file, "sample_id"]) for file in added)
+
+
+@pytest.mark.slow
+@needs_a123
+def test_quick_run_with_a_context_scores_zero_shot_with_context_after_the_context(tmp_path):
+    experiment = load_script("transfer_study")
+    out = tmp_path / "out"
+    figures = experiment.main(["--dataset", "a123", "--data-dir", str(REAL_DATA), "--out", str(out), "--quick",
+                               "--context-window-s", "3600"])
+
+    [fold] = figures["folds"]
+    [row] = figures["tests"]
+    for column in ("physics_after_context", "zero_shot_context"):
+        assert 1.0 < row[column]["rmse_soc_5_95_mV"]["mean"] < 500.0, column
+    # the first hour is context, scored for no model: the physics is scored on fewer rows
+    assert row["physics_after_context"]["rmse_soc_5_95_mV"]["mean"] != row["physics"]["rmse_soc_5_95_mV"]["mean"]
+    [run] = (out / "work").glob(f"runs/*/*/{fold['name']}/seed0/zero_shot_context3600s")
+    config = json.loads((run / "run_config.json").read_text())
+    assert [model["model"]["kind"] for model in config["models"]] == ["context_residual"]
+    assert "zero-shot with context" in (out / "results.md").read_text()

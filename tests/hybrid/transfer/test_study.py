@@ -4,7 +4,8 @@ the fold's training tests."""
 
 import pytest
 
-from hybrid.transfer.study import DATASETS, pairing_spec, work_lock
+from hybrid.transfer.study import DATASETS, StudySettings, context_overrides, pairing_spec, run_config, work_lock
+from hybrid.transfer.tables import CONTEXT_MODEL
 from sim.errors import ConfigError
 
 
@@ -25,3 +26,16 @@ def test_the_series_resistance_is_fitted_on_the_fold_training_tests_only():
     assert fold.calibration.temperature_files == ["dyn/A123_DYN_p05C_script1.csv.gz", "dyn/A123_DYN_p25C_script1.csv.gz"]
     samsung = pairing_spec(DATASETS["samsung30q"], 2.0, train_files=("x.csv",))
     assert samsung.calibration.temperature_files == []  # its config fits no series resistance
+
+
+def test_the_context_run_replaces_the_hybrids_by_the_same_lstm_told_which_cell_it_corrects():
+    settings = StudySettings(DATASETS["a123"], 10.0, context_window_s=1800.0)
+    plain, context = (run_config(settings, DATASETS["a123"].pretrain, overrides)
+                      for overrides in ([], context_overrides(settings)))
+    [entry] = context.models
+    assert entry.name == CONTEXT_MODEL and entry.model["kind"] == "context_residual"
+    assert entry.model["context_window_s"] == 1800.0 and entry.model["context_max_fraction"] == 0.25
+    [hybrid] = plain.models
+    assert {key: entry.model[key] for key in ("cell", "hidden_size", "layers")} == \
+        {key: hybrid.model[key] for key in ("cell", "hidden_size", "layers")}
+    assert context.features == plain.features and context.train == plain.train
