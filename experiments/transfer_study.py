@@ -15,7 +15,8 @@ Usage:
     --held-out    instead, one fold holding out these temperatures / cells; --validation: its
                   validation ones (default: the rule of hybrid.data.folds)
     --seeds       seeds 0 .. N-1 for every trained model (default 3); tables: mean ± sd over them
-    --work        pairings, synthetic corpora and runs (default OUT/work); all of it is resumed
+    --work        pairings, synthetic corpora and runs (default OUT/work); all of it is resumed,
+                  by the same code only (each code's under WORK/code_FINGERPRINT)
     --synthetic-cells  cells of each fold's synthetic corpus (default: the corpus config's)
     --set         overrides of the pretraining and fine-tuning configs by dotted path, e.g.
                   features.soc_head=false; --corpus-set: of the synthetic corpus spec, e.g. cells=24

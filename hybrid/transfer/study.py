@@ -29,7 +29,8 @@ The curve (``StudySettings.curve``): per fold, the hybrid from scratch and fine-
 first 1 ... N-1 of its N training tests (same validation and pretrained run: only the measured
 voltages are cut), next to the full runs; the calibration test first, then each time the
 training test farthest in temperature from those taken (hybrid.data.folds.training_order).
-Every step resumes what a previous call left in ``work`` (a run: when made with the same config).
+Every step resumes what a previous call left in ``work`` (a run: when made with the same config),
+by the same code only (:func:`code_fingerprint`).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ from sim.measured import REAL_DATA_VARIABLE, PairingSpec, pair_measured
 from sim.measured.spec import resolve_data_dir
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # hybrid/configs: the repository's configs/
+CODE = tuple(Path(__file__).resolve().parents[2] / package for package in ("hybrid", "sim"))
 TEMPERATURE = "ambient_temperature_K"
 
 
@@ -308,6 +310,17 @@ def plan(samples: pd.DataFrame, settings: StudySettings, folds: str, held_out: l
     return planned[:1] if settings.quick else planned
 
 
+def code_fingerprint(packages: Sequence[Path] = CODE) -> str:
+    """12 hex digits of a hash over the packages' Python sources. A work folder's runs are found
+    again by their configs, which do not change when the code that trains them does: the study
+    keeps each code's pairings, corpora and runs apart under ``work``/code_FINGERPRINT."""
+    digest = hashlib.sha1()
+    for package in packages:
+        for path in sorted(package.rglob("*.py")):
+            digest.update(str(path.relative_to(package.parent)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 @contextlib.contextmanager
 def work_lock(work: Path):
     """Hold ``work`` for this study: two studies in one work folder would remove each other's runs
@@ -328,7 +341,7 @@ def run_study(settings: StudySettings, name: str, out: Path, work: Path, folds: 
     fold of ``held_out`` and ``validation``), run each; writes ``out``/results.md and figures.json
     and returns the figures. The configs read the data folder from $HYBAT_REAL_DATA."""
     with work_lock(work):
-        return _run_study(settings, name, out, work, folds, held_out, validation)
+        return _run_study(settings, name, out, work / f"code_{code_fingerprint()}", folds, held_out, validation)
 
 
 def _run_study(settings: StudySettings, name: str, out: Path, work: Path, folds: str | None,
@@ -346,6 +359,7 @@ def _run_study(settings: StudySettings, name: str, out: Path, work: Path, folds:
         curve += curve_rows(fold, runs, fold_curve, order, hybrid) if settings.curve else []
     kinds = sorted({row["kind"] for row in rows})
     figures = {"experiment": "transfer_study", "dataset": name, "data_dir": os.environ[REAL_DATA_VARIABLE],
+               "code": work.name.removeprefix("code_"),
                "settings": asdict(settings), "folds": [asdict(fold) for fold in folds], "tests": rows,
                "curve": curve, "curve_target": curve_target(curve),
                "summary": {kind: summarise_rows([row for row in rows if row["kind"] == kind]) for kind in kinds},

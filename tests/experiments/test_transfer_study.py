@@ -25,13 +25,18 @@ def test_bad_options_name_the_option(argv, message, tmp_path):
         experiment.main([*argv, "--out", str(tmp_path)])
 
 
+def quick_a123_run(tmp_path, *options):
+    """A --quick transfer study on the shared A123 tests: its figures and its output folder."""
+    out = tmp_path / "out"
+    figures = load_script("transfer_study").main(["--dataset", "a123", "--data-dir", str(REAL_DATA), "--out", str(out),
+                                                  "--quick", *options])
+    return figures, out
+
+
 @pytest.mark.slow
 @needs_a123
 def test_quick_run_scores_every_model_on_a_held_out_test_it_never_saw(tmp_path):
-    experiment = load_script("transfer_study")
-    out = tmp_path / "out"
-    figures = experiment.main(["--dataset", "a123", "--data-dir", str(REAL_DATA), "--out", str(out), "--quick",
-                               "--curve"])
+    figures, out = quick_a123_run(tmp_path, "--curve")
 
     assert (out / "results.md").is_file() and json.loads((out / "figures.json").read_text())["tests"]
     [fold] = figures["folds"]
@@ -40,7 +45,7 @@ def test_quick_run_scores_every_model_on_a_held_out_test_it_never_saw(tmp_path):
     for column in COLUMNS:  # every model scored, with a plausible error (tens to ~200 mV at -25 degC)
         assert 1.0 < row[column]["rmse_soc_5_95_mV"]["mean"] < 500.0, column
     # the synthetic corpus replays the training and validation tests' currents only
-    work = out / "work"
+    work = out / "work" / f"code_{figures['code']}"  # the runs of this code
     samples = pd.read_parquet(next((work / "paired").iterdir()) / "samples.parquet").set_index("file")
     held_out_ids = {int(samples.loc[file, "sample_id"]) for file in fold["test_files"]}
     replayed = {int(path.stem.removeprefix("test_")) for path in work.glob("synthetic/*/*/profiles/test_*.csv")}
@@ -68,10 +73,7 @@ def test_quick_run_scores_every_model_on_a_held_out_test_it_never_saw(tmp_path):
 @pytest.mark.slow
 @needs_a123
 def test_quick_run_with_a_context_scores_zero_shot_with_context_after_the_context(tmp_path):
-    experiment = load_script("transfer_study")
-    out = tmp_path / "out"
-    figures = experiment.main(["--dataset", "a123", "--data-dir", str(REAL_DATA), "--out", str(out), "--quick",
-                               "--context-window-s", "3600"])
+    figures, out = quick_a123_run(tmp_path, "--context-window-s", "3600")
 
     [fold] = figures["folds"]
     [row] = figures["tests"]
@@ -79,7 +81,7 @@ def test_quick_run_with_a_context_scores_zero_shot_with_context_after_the_contex
         assert 1.0 < row[column]["rmse_soc_5_95_mV"]["mean"] < 500.0, column
     # the first hour is context, scored for no model: the physics is scored on fewer rows
     assert row["physics_after_context"]["rmse_soc_5_95_mV"]["mean"] != row["physics"]["rmse_soc_5_95_mV"]["mean"]
-    [run] = (out / "work").glob(f"runs/*/*/{fold['name']}/seed0/zero_shot_context3600s")
+    [run] = (out / "work" / f"code_{figures['code']}").glob(f"runs/*/*/{fold['name']}/seed0/zero_shot_context3600s")
     config = json.loads((run / "run_config.json").read_text())
     assert [model["model"]["kind"] for model in config["models"]] == ["context_residual"]
     assert "zero-shot with context" in (out / "results.md").read_text()

@@ -1,10 +1,18 @@
 """The transfer study's chain: a work folder serves one study at a time (the A123 and Samsung runs
 themselves: tests/experiments/test_transfer_study.py), and the series resistance is fitted per fold on
-the fold's training tests."""
+the fold's training tests; a work folder keeps each code's runs apart."""
 
 import pytest
 
-from hybrid.transfer.study import DATASETS, StudySettings, context_overrides, pairing_spec, run_config, work_lock
+from hybrid.transfer.study import (
+    DATASETS,
+    StudySettings,
+    code_fingerprint,
+    context_overrides,
+    pairing_spec,
+    run_config,
+    work_lock,
+)
 from hybrid.transfer.tables import CONTEXT_MODEL
 from sim.errors import ConfigError
 
@@ -39,3 +47,20 @@ def test_the_context_run_replaces_the_hybrids_by_the_same_lstm_told_which_cell_i
     assert {key: entry.model[key] for key in ("cell", "hidden_size", "layers")} == \
         {key: hybrid.model[key] for key in ("cell", "hidden_size", "layers")}
     assert context.features == plain.features and context.train == plain.train
+
+
+def test_the_code_fingerprint_changes_with_any_source_of_the_packages_and_only_with_them(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n")
+    (package / "sub" / "b.py").write_text("y = 2\n")
+    first = code_fingerprint([package])
+    assert len(first) == 12 and code_fingerprint([package]) == first
+    (package / "notes.txt").write_text("not code")  # only Python sources count
+    assert code_fingerprint([package]) == first
+    (package / "sub" / "b.py").write_text("y = 3\n")
+    assert code_fingerprint([package]) != first
+    (package / "sub" / "b.py").write_text("y = 2\n")  # the same sources again: the same runs
+    assert code_fingerprint([package]) == first
+    (package / "sub" / "b.py").rename(package / "b.py")  # a file moved is other code
+    assert code_fingerprint([package]) != first
