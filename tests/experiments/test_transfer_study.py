@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from hybrid.transfer import COLUMNS, CURVE, VARIANTS
+from hybrid.transfer.tables import CONTEXT_VARIANT
 from sim.errors import ConfigError
 from tests.experiments.script import load_script
 from tests.real_data import REAL_DATA, needs_a123
@@ -42,7 +43,9 @@ def test_quick_run_scores_every_model_on_a_held_out_test_it_never_saw(tmp_path):
     [fold] = figures["folds"]
     [row] = figures["tests"]
     assert row["file"] in fold["test_files"] and fold["calibration_file"] not in fold["test_files"]
-    for column in COLUMNS:  # every model scored, with a plausible error (tens to ~200 mV at -25 degC)
+    context = {column for column, (variant, _) in COLUMNS.items() if variant == CONTEXT_VARIANT}
+    assert not context & row.keys()  # no context run without --context-window-s
+    for column in COLUMNS.keys() - context:  # every model scored, with a plausible error (tens to ~200 mV at -25 degC)
         assert 1.0 < row[column]["rmse_soc_5_95_mV"]["mean"] < 500.0, column
     # the synthetic corpus replays the training and validation tests' currents only
     work = out / "work" / f"code_{figures['code']}"  # the runs of this code
