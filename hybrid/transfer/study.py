@@ -341,12 +341,14 @@ def run_study(settings: StudySettings, name: str, out: Path, work: Path, folds: 
     fold of ``held_out`` and ``validation``), run each; writes ``out``/results.md and figures.json
     and returns the figures. The configs read the data folder from $HYBAT_REAL_DATA."""
     with work_lock(work):
-        return _run_study(settings, name, out, work / f"code_{code_fingerprint()}", folds, held_out, validation)
+        return _run_study(settings, name, out, work, folds, held_out, validation)
 
 
 def _run_study(settings: StudySettings, name: str, out: Path, work: Path, folds: str | None,
                held_out: Sequence[str], validation: Sequence[str]) -> dict[str, Any]:
     started = time.perf_counter()
+    code = code_fingerprint()
+    work = work / f"code_{code}"
     samples = samples_with_groups(paired(settings, work), settings.dataset)
     folds = plan(samples, settings, folds or settings.dataset.fold_kinds[0], list(held_out),
                  list(validation))
@@ -359,7 +361,7 @@ def _run_study(settings: StudySettings, name: str, out: Path, work: Path, folds:
         curve += curve_rows(fold, runs, fold_curve, order, hybrid) if settings.curve else []
     kinds = sorted({row["kind"] for row in rows})
     figures = {"experiment": "transfer_study", "dataset": name, "data_dir": os.environ[REAL_DATA_VARIABLE],
-               "code": work.name.removeprefix("code_"),
+               "code": code,
                "settings": asdict(settings), "folds": [asdict(fold) for fold in folds], "tests": rows,
                "curve": curve, "curve_target": curve_target(curve),
                "summary": {kind: summarise_rows([row for row in rows if row["kind"] == kind]) for kind in kinds},
