@@ -10,6 +10,7 @@ best on the reference.
 - ``uncertainty.py``: the surrogate's calibrated intervals and their coverage on the reference;
 - ``acquisition.py``: expected (hypervolume) improvement times probability of feasibility;
 - ``active.py``: active learning, fine-tuning the residual on verified designs;
+- ``polish.py``: a trust-region search on the reference around the best verified design;
 - ``report.py``: report.md and the PNG.
 """
 

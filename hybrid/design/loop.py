@@ -1,12 +1,13 @@
 """The design loop: calibrate the surrogate's uncertainty on a few reference designs, optimise on
 the surrogate, verify picks on the reference (:mod:`hybrid.design.verify`), optionally fine-tune
-the surrogate on them and search again (active learning), and report. Each search steers by the
+the surrogate on them and search again (active learning), spend what is left of the reference
+budget polishing the best verified design (:mod:`hybrid.design.polish`), and report. Each search steers by the
 surrogate's constraint values as calibrated on the designs verified before it (offset and local
 bias, :mod:`hybrid.design.uncertainty`), so a constraint the surrogate is biased on does not
 wall off the region where the reference meets it.
 
     problem --calibration designs--> --optimise--> study.db --verify (acquisition)--> picks
-      --ReferenceModel--> reference metrics --> report.json, report.md, PNG
+      --ReferenceModel--> reference metrics --polish--> report.json, report.md, PNG
 
 :func:`design_cli` is the ``hybat design CONFIG --model RUN --out DIR`` entry point.
 """
@@ -35,7 +36,8 @@ from hybrid.design.uncertainty import (
     target_arrays,
     target_labels,
 )
-from hybrid.design.verify import Verified, calibrated, calibration_designs, verify
+from hybrid.design.polish import polish
+from hybrid.design.verify import Verified, best_verified, calibrated, calibration_designs, verify
 from hybrid.evaluate import json_safe
 from hybrid.surrogate import HybridSurrogate, ReferenceModel, RunModel
 from hybrid.surrogate.ensemble import Z_90
@@ -48,7 +50,7 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
                 progress: bool = True) -> dict[str, Any]:
     """Verify the calibration designs, optimise on the surrogate, verify picks on the reference
     (with ``active_learning.rounds``, fine-tune the surrogate on everything verified and search
-    again), report.
+    again; with ``verify.polish_steps``, polish the best verified design), report.
 
     Returns (and writes to ``out_dir/report.json``)::
 
@@ -85,6 +87,7 @@ def design_loop(problem: DesignProblem, surrogate: RunModel, reference: RunModel
             surrogate_evaluations += len(candidates)
             more, backoff = verify(problem, reference, candidates, previous=pairs, first_round=pairs[-1].round + 1)
             pairs += more
+        pairs += polish(problem, surrogate, reference, pairs)
     report = {
         "problem": problem.name,
         "objectives": [objective.model_dump() for objective in problem.objectives],
@@ -164,15 +167,6 @@ def verified_cells(problem: DesignProblem, surrogate: HybridSurrogate, pairs: Se
                 cell = paired_cell(surrogate, design, columns, ambient, soc, sample_id=len(cells))
                 cells += [cell] if cell is not None else []
     return cells
-
-
-def best_verified(problem: DesignProblem, verified: Sequence[Candidate]) -> int | None:
-    """Index of the best reference-verified candidate (feasible first); None for several objectives."""
-    if len(problem.objectives) > 1 or not verified:
-        return None
-    points = minimisation_form(problem, verified)[:, 0]
-    infeasible = np.array([not candidate.feasible(problem) for candidate in verified])
-    return int(np.lexsort((points, infeasible))[0])
 
 
 def design_cli(config_path: Path, run_dir: Path, out_dir: Path) -> dict[str, Any]:

@@ -93,6 +93,10 @@ class VerifyOptions(StrictModel):
         while any open design reaches it (0: any; a tight budget on a narrow feasible region
         wants 0.5, or a far-off design with a large improvement and a tiny chance wins the pick).
     budget: at most this many reference evaluations over everything (null: no cap).
+    polish_steps: single objective, at most this many reference runs (within the budget) of a
+        trust-region search around the best verified design after the last search
+        (:mod:`hybrid.design.polish`; 0: none). polish_radius: its first box half-width (unit
+        cube). polish_samples: surrogate designs scored per step.
     """
 
     select: Literal["ei", "best"] = "ei"
@@ -103,6 +107,9 @@ class VerifyOptions(StrictModel):
     min_distance: float = Field(0.02, ge=0.0, le=1.0)
     min_feasibility: float = Field(0.0, ge=0.0, lt=1.0)
     budget: int | None = Field(None, ge=1)
+    polish_steps: int = Field(0, ge=0, le=1000)
+    polish_radius: float = Field(0.1, gt=0.0, le=0.5)
+    polish_samples: int = Field(64, ge=1, le=4096)
 
 
 class DesignProblem(StrictModel):

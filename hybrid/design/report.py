@@ -57,7 +57,8 @@ def markdown_report(problem: DesignProblem, report: dict[str, Any]) -> str:
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for k, row in enumerate(report["chosen"]):
         mark = " (best)" if report["best"] == k else ""
-        trial = f"calibration {-row['trial']}" if row["trial"] < 0 else row["trial"]
+        trial = {"calibration": f"calibration {-row['trial']}",
+                 "polish": f"polish {row['trial'] - problem.optimiser.trials + 1}"}.get(row.get("purpose"), row["trial"])
         cells = [f"{trial} ({row['round'] + 1}){mark}",
                  *(f"{row['params'][name]:.4g}" for name in problem.variables)]
         for protocol, metric in targets:

@@ -23,7 +23,7 @@ from scipy.stats import qmc
 
 from hybrid.design.acquisition import choose
 from hybrid.design.candidates import Candidate, score_candidates
-from hybrid.design.optimise import select_candidates
+from hybrid.design.optimise import minimisation_form, select_candidates
 from hybrid.design.problem import DesignProblem, constraint_labels
 from hybrid.design.uncertainty import Calibration, fit_calibration
 from hybrid.surrogate import RunModel
@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Verified:
-    """A design run on the reference. trial: its study trial (negative: a calibration design);
+    """A design run on the reference. trial: its study trial (negative: a calibration design;
+    polish: numbered after the study's trials, :mod:`hybrid.design.polish`);
     calibration: the one its surrogate interval had when it was picked (coverage is judged by it)."""
 
     round: int
@@ -41,9 +42,12 @@ class Verified:
     surrogate: Candidate
     reference: Candidate
     calibration: Calibration
+    polish: bool = False
 
     @property
     def purpose(self) -> str:
+        if self.polish:
+            return "polish"
         return "calibration" if self.trial < 0 else "search"
 
 
@@ -120,3 +124,12 @@ def _backoff(problem: DesignProblem, pairs: Sequence[Verified]) -> np.ndarray:
                          - np.array(v.surrogate.constraint_values(problem)))
         backoff = np.maximum(backoff, np.where(np.isfinite(underestimate), underestimate, 0.0))
     return backoff
+
+
+def best_verified(problem: DesignProblem, verified: Sequence[Candidate]) -> int | None:
+    """Index of the best reference-verified candidate (feasible first); None for several objectives."""
+    if len(problem.objectives) > 1 or not verified:
+        return None
+    points = minimisation_form(problem, verified)[:, 0]
+    infeasible = np.array([not candidate.feasible(problem) for candidate in verified])
+    return int(np.lexsort((points, infeasible))[0])
