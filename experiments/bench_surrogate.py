@@ -51,6 +51,7 @@ import torch
 
 from hybrid.design import DesignProblem, check_training_space, load_problem
 from hybrid.design.candidates import Candidate, score_candidates
+from hybrid.design.problem import params_at
 from hybrid.evaluate import json_safe
 from hybrid.surrogate import METRICS, HybridSurrogate, ReferenceModel, RunModel
 from hybrid.train.run import TrainRunConfig, train_from_config
@@ -73,7 +74,7 @@ ALWAYS_SCORED = ("discharge_energy_Wh", "power_capability_W", "max_temperature_K
 def sample_params(problem: DesignProblem, count: int, seed: int) -> list[dict[str, float]]:
     """``count`` variable sets drawn uniformly (log-uniformly for log ranges) inside the problem's bounds."""
     unit = np.random.default_rng(seed).random((count, len(problem.variables)))
-    return [{name: bounds.at(u) for (name, bounds), u in zip(problem.variables.items(), row)} for row in unit]
+    return params_at(problem, unit)
 
 
 def timed_scores(problem: DesignProblem, model: RunModel,

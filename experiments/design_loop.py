@@ -62,6 +62,7 @@ from hybrid.design import (
     protocol_with_values,
     study_candidates,
 )
+from hybrid.design.problem import params_at
 from hybrid.design.report import REPORT_JSON, plot_study
 from hybrid.surrogate import HybridSurrogate, ReferenceModel, RunModel, voltage_rmse_mV
 from sim.config import apply_overrides, read_yaml, validate
@@ -70,7 +71,7 @@ from sim.config import apply_overrides, read_yaml, validate
 def timing_designs(problem: DesignProblem, count: int, seed: int) -> list[dict[str, float]]:
     """``count`` variable sets from a seeded Latin hypercube over the problem's bounds."""
     unit = qmc.LatinHypercube(len(problem.variables), seed=seed).random(count)
-    return [{name: bounds.at(u) for (name, bounds), u in zip(problem.variables.items(), row)} for row in unit]
+    return params_at(problem, unit)
 
 
 def evaluate_all(problem: DesignProblem, model: RunModel, params_list: list[dict[str, float]]) -> tuple[dict, float]:

@@ -1,10 +1,10 @@
 """The design loop: calibrate the surrogate's uncertainty on a few reference designs, optimise on
 the surrogate, verify picks on the reference (:mod:`hybrid.design.verify`), optionally fine-tune
 the surrogate on them and search again (active learning), spend what is left of the reference
-budget polishing the best verified design (:mod:`hybrid.design.polish`), and report. Each search steers by the
-surrogate's constraint values as calibrated on the designs verified before it (offset and local
-bias, :mod:`hybrid.design.uncertainty`), so a constraint the surrogate is biased on does not
-wall off the region where the reference meets it.
+budget polishing the best verified design (:mod:`hybrid.design.polish`), and report. Each
+search steers by the surrogate's constraint values as calibrated on the designs verified before
+it (offset and local bias, :mod:`hybrid.design.uncertainty`), so a constraint the surrogate is
+biased on does not wall off the region where the reference meets it.
 
     problem --calibration designs--> --optimise--> study.db --verify (acquisition)--> picks
       --ReferenceModel--> reference metrics --polish--> report.json, report.md, PNG

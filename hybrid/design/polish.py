@@ -29,7 +29,7 @@ from scipy.stats import qmc
 
 from hybrid.design.candidates import Candidate, score_candidates
 from hybrid.design.optimise import minimisation_form
-from hybrid.design.problem import DesignProblem, unit_positions
+from hybrid.design.problem import DesignProblem, params_at, unit_positions
 from hybrid.design.verify import Verified, best_verified, calibrated
 from hybrid.surrogate import RunModel
 
@@ -85,7 +85,7 @@ def _corrected_best(problem: DesignProblem, surrogate: RunModel, centre: Candida
     scale = np.where(np.arange(len(box)) % 2 == 0, 1.0, 0.25)[:, None] * radius
     points = np.clip(unit + (2 * box - 1) * scale, 0.0, 1.0)
     params = [centre.params, *(c.params for c in near),
-              *({name: bounds.at(u) for (name, bounds), u in zip(problem.variables.items(), row)} for row in points)]
+              *params_at(problem, points)]
     scored = score_candidates(problem, surrogate, params)
     anchors, samples = scored[:1 + len(near)], scored[1 + len(near):]
     errors = _targets(problem, [centre, *near]) - _targets(problem, anchors)

@@ -241,3 +241,9 @@ def unit_positions(problem: DesignProblem, params: Sequence[dict[str, float]]) -
             low, high = bounds.low, bounds.high
         columns.append((values - low) / max(high - low, 1e-300))
     return np.array(columns).T.reshape(len(params), len(problem.variables))
+
+
+def params_at(problem: DesignProblem, unit: np.ndarray) -> list[dict[str, float]]:
+    """The variable values at each row of ``unit`` (designs, variables) in [0, 1]: the inverse
+    of :func:`unit_positions`."""
+    return [{name: bounds.at(u) for (name, bounds), u in zip(problem.variables.items(), row)} for row in unit]

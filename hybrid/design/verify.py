@@ -24,7 +24,7 @@ from scipy.stats import qmc
 from hybrid.design.acquisition import choose
 from hybrid.design.candidates import Candidate, score_candidates
 from hybrid.design.optimise import minimisation_form, select_candidates
-from hybrid.design.problem import DesignProblem, constraint_labels
+from hybrid.design.problem import DesignProblem, constraint_labels, params_at
 from hybrid.design.uncertainty import Calibration, fit_calibration
 from hybrid.surrogate import RunModel
 
@@ -64,7 +64,7 @@ def calibration_designs(problem: DesignProblem, surrogate: RunModel, reference: 
     if count == 0:
         return []
     unit = qmc.LatinHypercube(len(problem.variables), seed=problem.optimiser.seed).random(count)
-    params = [{name: bounds.at(u) for (name, bounds), u in zip(problem.variables.items(), row)} for row in unit]
+    params = params_at(problem, unit)
     predicted = score_candidates(problem, surrogate, params)
     checked = score_candidates(problem, reference, params, out_of_range="flag")
     raw = Calibration.raw(problem)
