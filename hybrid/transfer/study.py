@@ -42,6 +42,7 @@ import hashlib
 import json
 import logging
 import os
+import platform
 import shutil
 import time
 from collections.abc import Sequence
@@ -50,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from hybrid.data import Fold, fold_of, group_label, leave_one_out, training_order
 from hybrid.evaluate import evaluate_run, json_safe
@@ -67,7 +69,7 @@ from hybrid.transfer.tables import (
     markdown,
     summarise_rows,
 )
-from sim.config import apply_overrides, read_yaml, validate
+from sim.config import apply_overrides, package_versions, read_yaml, validate
 from sim.corpus import CorpusSpec, generate_corpus
 from sim.errors import ConfigError
 from sim.measured import REAL_DATA_VARIABLE, PairingSpec, pair_measured
@@ -321,6 +323,23 @@ def code_fingerprint(packages: Sequence[Path] = CODE) -> str:
     return digest.hexdigest()[:12]
 
 
+def machine() -> dict[str, Any]:
+    """What the figures were computed on. Training amplifies the last bits of floating point: the
+    same code and seeds give other hybrid figures where torch's CPU kernels differ (AVX2 against
+    AVX512), so a figure is reproduced to the digit only on a machine of the same kind."""
+    cpu = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
+               platform.processor() or "unknown")
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "python": platform.python_version(), **package_versions(("torch", "numpy", "pybamm", "casadi"))}
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
 @contextlib.contextmanager
 def work_lock(work: Path):
     """Hold ``work`` for this study: two studies in one work folder would remove each other's runs
@@ -361,7 +380,7 @@ def _run_study(settings: StudySettings, name: str, out: Path, work: Path, folds:
         curve += curve_rows(fold, runs, fold_curve, order, hybrid) if settings.curve else []
     kinds = sorted({row["kind"] for row in rows})
     figures = {"experiment": "transfer_study", "dataset": name, "data_dir": os.environ[REAL_DATA_VARIABLE],
-               "code": code,
+               "code": code, "machine": machine(),
                "settings": asdict(settings), "folds": [asdict(fold) for fold in folds], "tests": rows,
                "curve": curve, "curve_target": curve_target(curve),
                "summary": {kind: summarise_rows([row for row in rows if row["kind"] == kind]) for kind in kinds},

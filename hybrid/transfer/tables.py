@@ -113,6 +113,15 @@ def cell(figures: dict[str, Any]) -> str:
             f"{'–' if soc['mean'] is None else format(soc['mean'], '.2f')}")
 
 
+def on_machine(machine: dict[str, Any] | None) -> str:
+    """The results' sentence naming the machine: its hybrid figures depend on torch's CPU kernels
+    (:func:`hybrid.transfer.study.machine`); empty for figures that do not record it."""
+    if not machine:
+        return ""
+    return (f" Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} "
+            f"with {machine['torch_cpu_capability']} kernels.")
+
+
 def markdown(figures: dict[str, Any]) -> str:
     """The per-test table and, per kind of fold, the summary and the targets."""
     settings = figures["settings"]
@@ -120,7 +129,8 @@ def markdown(figures: dict[str, Any]) -> str:
     context = (f" Context: the first {settings['context_window_s']:g} s of each test (at most a quarter of it)."
                if settings.get("context_window_s") else "")
     blocks = [(f"{figures['dataset']}: held-out tests, RMSE inside 5–95 % SOC [mV] (mean ± sd over "
-               f"{settings['seeds']} seed(s)) / SOC MAE [%]; {settings['resample_period_s']:g} s grid.{context}"),
+               f"{settings['seeds']} seed(s)) / SOC MAE [%]; {settings['resample_period_s']:g} s grid.{context}"
+               f"{on_machine(figures.get('machine'))}"),
               markdown_table(["fold", "test", "T [°C]", *(LABELS[column] for column in columns)],
                              [[row["fold"], Path(row["file"]).name.split(".")[0], f"{row['ambient_degC']:g}",
                                *(cell(row[column]) for column in columns)] for row in figures["tests"]])]

@@ -9,11 +9,12 @@ from hybrid.transfer.study import (
     StudySettings,
     code_fingerprint,
     context_overrides,
+    machine,
     pairing_spec,
     run_config,
     work_lock,
 )
-from hybrid.transfer.tables import CONTEXT_MODEL
+from hybrid.transfer.tables import CONTEXT_MODEL, on_machine
 from sim.errors import ConfigError
 
 
@@ -64,3 +65,14 @@ def test_the_code_fingerprint_changes_with_any_source_of_the_packages_and_only_w
     assert code_fingerprint([package]) == first
     (package / "sub" / "b.py").rename(package / "b.py")  # a file moved is other code
     assert code_fingerprint([package]) != first
+
+
+def test_the_figures_name_the_machine_whose_torch_kernels_trained_the_hybrids():
+    import torch
+
+    recorded = machine()
+    assert recorded["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert recorded["cores"] >= 1 and recorded["torch"].startswith(torch.__version__.split("+")[0])
+    sentence = on_machine(recorded)
+    assert recorded["torch_cpu_capability"] in sentence and recorded["cpu"] in sentence
+    assert on_machine(None) == ""  # figures written before the machine was recorded
