@@ -325,11 +325,14 @@ def code_fingerprint(packages: Sequence[Path] = CODE) -> str:
 
 def machine() -> dict[str, Any]:
     """What the figures were computed on. Training amplifies the last bits of floating point: the
-    same code and seeds give other hybrid figures where torch's CPU kernels differ (AVX2 against
-    AVX512), so a figure is reproduced to the digit only on a machine of the same kind."""
+    same code and seeds give other hybrid figures where the CPU kernels round differently. torch's
+    LSTM runs on oneDNN, which picks its instruction set from the CPU (``ONEDNN_MAX_CPU_ISA``
+    caps it; A123 fixed split, 3 seeds: fine-tuned 22.8 mV with AVX512, 32.6 capped at AVX2), so
+    a figure is reproduced to the digit only on a machine of the same kind."""
     cpu = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
                platform.processor() or "unknown")
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
             "python": platform.python_version(), **package_versions(("torch", "numpy", "pybamm", "casadi"))}
 
 

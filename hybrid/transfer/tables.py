@@ -119,7 +119,7 @@ def on_machine(machine: dict[str, Any] | None) -> str:
     if not machine:
         return ""
     return (f" Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} "
-            f"with {machine['torch_cpu_capability']} kernels.")
+            f"(ATen {machine['torch_cpu_capability']}, oneDNN ISA {machine.get('onednn_max_cpu_isa', 'default')}).")
 
 
 def markdown(figures: dict[str, Any]) -> str:

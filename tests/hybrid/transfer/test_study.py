@@ -3,6 +3,7 @@ themselves: tests/experiments/test_transfer_study.py), and the series resistance
 the fold's training tests; a work folder keeps each code's runs apart."""
 
 import pytest
+import torch
 
 from hybrid.transfer.study import (
     DATASETS,
@@ -67,12 +68,12 @@ def test_the_code_fingerprint_changes_with_any_source_of_the_packages_and_only_w
     assert code_fingerprint([package]) != first
 
 
-def test_the_figures_name_the_machine_whose_torch_kernels_trained_the_hybrids():
-    import torch
-
+def test_the_figures_name_the_machine_whose_torch_kernels_trained_the_hybrids(monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     recorded = machine()
     assert recorded["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert recorded["cores"] >= 1 and recorded["torch"].startswith(torch.__version__.split("+")[0])
     sentence = on_machine(recorded)
     assert recorded["torch_cpu_capability"] in sentence and recorded["cpu"] in sentence
+    assert recorded["onednn_max_cpu_isa"] == "AVX2" and "oneDNN ISA AVX2" in sentence
     assert on_machine(None) == ""  # figures written before the machine was recorded
